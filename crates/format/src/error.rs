@@ -1,0 +1,96 @@
+//! The one error type of the format crate.
+
+/// Why bytes are not a valid record batch (or could not be built into one).
+///
+/// Every message says what was found and what is allowed, so it can be passed to a client as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FormatError {
+    /// The bytes end before the structure does.
+    #[error("record batch is truncated: {available} bytes present, {needed} needed")]
+    Truncated {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes present.
+        available: usize,
+    },
+    /// The buffer holds more or fewer bytes than the batch declares.
+    #[error("record batch declares {declared} bytes but {actual} were given; send exactly one whole batch")]
+    LengthMismatch {
+        /// Size from the `batchLength` field.
+        declared: usize,
+        /// Size of the buffer.
+        actual: usize,
+    },
+    /// `batchLength` is smaller than a header.
+    #[error("record batch length {length} is smaller than the {min}-byte minimum")]
+    BatchLengthTooSmall {
+        /// The declared length.
+        length: i32,
+        /// The smallest valid length.
+        min: i32,
+    },
+    /// The batch is larger than the configured limit.
+    #[error("record batch of {size} bytes exceeds the maximum of {max} bytes")]
+    BatchTooLarge {
+        /// Size of the whole batch.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Not a v2 batch.
+    #[error("record batch magic {magic} is not supported; only magic 2 (Kafka record batch v2) is")]
+    UnsupportedMagic {
+        /// The magic byte found.
+        magic: i8,
+    },
+    /// The stored CRC32C does not match the bytes.
+    #[error("record batch CRC32C mismatch: stored {expected:#010x}, computed {actual:#010x}")]
+    CrcMismatch {
+        /// CRC stored in the batch.
+        expected: u32,
+        /// CRC computed over the bytes.
+        actual: u32,
+    },
+    /// `lastOffsetDelta` is negative or disagrees with the record count.
+    #[error(
+        "record batch lastOffsetDelta {last_offset_delta} does not fit its record count \
+         {record_count}; it must be recordCount - 1"
+    )]
+    BadLastOffsetDelta {
+        /// The field's value.
+        last_offset_delta: i32,
+        /// The batch's record count.
+        record_count: i32,
+    },
+    /// `recordCount` is negative or disagrees with the records present.
+    #[error("record batch record count {record_count} is invalid")]
+    BadRecordCount {
+        /// The field's value.
+        record_count: i32,
+    },
+    /// The attributes name a codec Kafka does not define.
+    #[error("unknown compression codec id {id}; allowed: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd")]
+    UnknownCompression {
+        /// Codec id from the attributes.
+        id: i16,
+    },
+    /// Compressing or decompressing the records failed.
+    #[error("{codec} {operation} failed: {reason}")]
+    Compression {
+        /// Codec name.
+        codec: &'static str,
+        /// `compression` or `decompression`.
+        operation: &'static str,
+        /// What the codec said.
+        reason: String,
+    },
+    /// A record inside the batch is malformed.
+    #[error("record {index} of the batch is malformed: {reason}")]
+    BadRecord {
+        /// Index of the record within the batch.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
