@@ -1,0 +1,3 @@
+//! Integration tests of the partition log, one binary for the crate.
+
+mod smoke;
