@@ -15,7 +15,9 @@ pub enum FormatError {
         available: usize,
     },
     /// The buffer holds more or fewer bytes than the batch declares.
-    #[error("record batch declares {declared} bytes but {actual} were given; send exactly one whole batch")]
+    #[error(
+        "record batch declares {declared} bytes but {actual} were given; send exactly one whole batch"
+    )]
     LengthMismatch {
         /// Size from the `batchLength` field.
         declared: usize,
@@ -85,6 +87,53 @@ pub enum FormatError {
         /// What the codec said.
         reason: String,
     },
+    /// A varint or varlong is cut off or longer than its type allows.
+    #[error("malformed {kind} at byte {position}: {reason}")]
+    BadVarint {
+        /// `varint` (32-bit) or `varlong` (64-bit).
+        kind: &'static str,
+        /// Byte position of the problem, counted from where decoding started.
+        position: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Decompressing the records would produce more bytes than allowed.
+    #[error("{codec} records decompress to more than the {limit}-byte limit")]
+    DecompressedTooLarge {
+        /// Codec name.
+        codec: &'static str,
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// The records section ends before `recordCount` records were read.
+    #[error("record batch declares {declared} records but only {found} are present")]
+    MissingRecords {
+        /// The `recordCount` field.
+        declared: i32,
+        /// Whole records found before the section ended.
+        found: usize,
+    },
+    /// Bytes remain in the records section after the last declared record.
+    #[error("record batch has {extra} bytes after its {record_count} declared records")]
+    TrailingBytes {
+        /// The `recordCount` field.
+        record_count: i32,
+        /// Bytes left over.
+        extra: usize,
+    },
+    /// The batch's last offset does not fit in an `i64`.
+    #[error(
+        "record batch base offset {base_offset} plus lastOffsetDelta {last_offset_delta} overflows"
+    )]
+    OffsetOverflow {
+        /// The `baseOffset` field.
+        base_offset: i64,
+        /// The `lastOffsetDelta` field.
+        last_offset_delta: i32,
+    },
+    /// A batch must hold at least one record to be built.
+    #[error("cannot build a record batch with no records")]
+    EmptyBatch,
     /// A record inside the batch is malformed.
     #[error("record {index} of the batch is malformed: {reason}")]
     BadRecord {

@@ -1,6 +1,6 @@
 //! The fixed 61-byte header of a Kafka v2 record batch.
 //!
-//! This module owns the byte layout of the header (see `docs/format/segment.md`), the CRC32C
+//! This module owns the byte layout of the header (see `docs/format/record-batch.md`), the CRC32C
 //! check, and the one in-place edit the log makes to a stored batch: patching the base offset.
 //! It never looks inside the records section, so it costs the same for a compressed batch as
 //! for a plain one.
@@ -350,7 +350,9 @@ fn check_header(header: &BatchHeader, limits: &BatchLimits) -> Result<(), Format
         });
     }
     if header.magic != MAGIC_V2 {
-        return Err(FormatError::UnsupportedMagic { magic: header.magic });
+        return Err(FormatError::UnsupportedMagic {
+            magic: header.magic,
+        });
     }
     if header.last_offset_delta < 0 {
         return Err(FormatError::BadLastOffsetDelta {

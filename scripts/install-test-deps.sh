@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Python packages the kafka-python cross-check (crates/format/tests/kafka_python.rs)
+# needs: kafka-python and the codec modules it imports (python-snappy, which pulls in cramjam;
+# lz4; zstandard). Safe to run repeatedly: pip leaves satisfied pins alone.
+set -euo pipefail
+
+PYTHON="${PYTHON:-python3}"
+
+"$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    "kafka-python==3.0.12" \
+    "python-snappy==0.7.3" \
+    "lz4==4.4.5" \
+    "zstandard==0.25.0"
+
+"$PYTHON" "$(dirname "$0")/kafka_python_batches.py" deps
