@@ -460,7 +460,7 @@ pub(crate) fn time_entry(max_timestamp: i64, relative: u32) -> [u8; 12] {
 }
 
 fn fill_with_zeros(file: &mut File, mut remaining: u64) -> std::io::Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
     while remaining > 0 {
         let n = remaining.min(ZEROS.len() as u64) as usize;
         file.write_all(&ZEROS[..n])?;

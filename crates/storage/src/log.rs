@@ -333,7 +333,12 @@ impl PartitionLog {
                 self.flush_to(info.last_offset + 1)?;
             }
             FlushPolicy::Interval(every) => {
-                if self.sync_lock.lock().elapsed() >= every {
+                // A sync already running will be followed by the timer's; don't queue behind it.
+                let due = self
+                    .sync_lock
+                    .try_lock()
+                    .is_some_and(|last| last.elapsed() >= every);
+                if due {
                     self.flush_to(info.last_offset + 1)?;
                 }
             }
@@ -460,7 +465,9 @@ impl PartitionLog {
             taken += collected.bytes.len();
             target = collected.next_offset;
             chunks.push(collected.bytes);
-            if taken >= max_bytes {
+            // Stopping short of the segment's end means the budget ran out or damage follows;
+            // either way the next segment's batches must not be served after a gap.
+            if taken >= max_bytes || target < view.next_offset {
                 break;
             }
         }
@@ -787,16 +794,10 @@ impl PartitionLog {
         let (holder_base, cut) = if holder < state.sealed.len() {
             let segment = &state.sealed[holder];
             let view = sealed_view(segment, offset);
-            (
-                segment.base_offset,
-                boundary_position(&view, offset, &self.limits)?,
-            )
+            (segment.base_offset, boundary_position(&view, offset)?)
         } else {
             let view = active_view(&state.active, offset);
-            (
-                state.active.base_offset,
-                boundary_position(&view, offset, &self.limits)?,
-            )
+            (state.active.base_offset, boundary_position(&view, offset)?)
         };
 
         let doomed: Vec<u64> = state.sealed[holder..]
@@ -806,8 +807,8 @@ impl PartitionLog {
             .filter(|&base| base != holder_base)
             .collect();
 
-        // Write the kept prefix to a fresh file and rename it into place, so any map of the old
-        // file stays valid for readers still holding it.
+        // Write the kept prefix to a fresh file first; it replaces the holder by rename, so any
+        // map of the old file stays valid for readers still holding it.
         let log_path = segment_path(&self.dir, holder_base, LOG_EXT);
         let tmp = log_path.with_extension("log.truncating");
         let prefix = if holder < state.sealed.len() {
@@ -823,8 +824,26 @@ impl PartitionLog {
         fs::write(&tmp, &prefix)
             .and_then(|()| File::open(&tmp)?.sync_all())
             .map_err(|e| StorageError::io("write segment", &tmp, e))?;
-        fs::rename(&tmp, &log_path)
-            .map_err(|e| StorageError::io("rename segment", &log_path, e))?;
+
+        // From here on the files change. Later segments go first, newest first, so that a crash
+        // at any point leaves a log without holes: a prefix of the old one.
+        self.durable.fetch_min(offset, Ordering::AcqRel);
+        let replaced = doomed
+            .iter()
+            .rev()
+            .try_for_each(|&base| self.delete_segment_files(base))
+            .and_then(|()| checkpoint::sync_dir(&self.dir))
+            .and_then(|()| {
+                fs::rename(&tmp, &log_path)
+                    .map_err(|e| StorageError::io("rename segment", &log_path, e))
+            })
+            .and_then(|()| checkpoint::sync_dir(&self.dir));
+        if let Err(err) = replaced {
+            return Err(self.note_failure(StorageError::Failed {
+                dir: self.dir.clone(),
+                reason: format!("truncation to offset {offset} was interrupted: {err}"),
+            }));
+        }
 
         let created_at =
             read_header::<OffsetKind>(&segment_path(&self.dir, holder_base, OFFSET_INDEX_EXT))
@@ -837,14 +856,15 @@ impl PartitionLog {
             &self.config,
             &self.limits,
             &mut report,
-        )?;
+        )
+        .map_err(|err| {
+            self.note_failure(StorageError::Failed {
+                dir: self.dir.clone(),
+                reason: format!("reopening the segment cut at offset {offset} failed: {err}"),
+            })
+        })?;
         state.sealed.truncate(holder);
         state.active = active;
-        for base in doomed {
-            self.remove_segment_files(base);
-        }
-        checkpoint::sync_dir(&self.dir)?;
-        self.durable.fetch_min(offset, Ordering::AcqRel);
         info!(dir = %self.dir.display(), offset, "log truncated");
         Ok(())
     }
@@ -905,6 +925,19 @@ impl PartitionLog {
         err
     }
 
+    /// Deletes a segment's three files, failing on the first that cannot be removed.
+    fn delete_segment_files(&self, base: u64) -> Result<()> {
+        for ext in [TIME_INDEX_EXT, OFFSET_INDEX_EXT, LOG_EXT] {
+            let path = segment_path(&self.dir, base, ext);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(StorageError::io("delete segment", path, err)),
+            }
+        }
+        Ok(())
+    }
+
     fn remove_segment_files(&self, base: u64) {
         for ext in [LOG_EXT, OFFSET_INDEX_EXT, TIME_INDEX_EXT] {
             let path = segment_path(&self.dir, base, ext);
@@ -924,38 +957,25 @@ fn search_start(base: u64, older_than_target: Option<u32>, log_start: u64) -> u6
 }
 
 /// The file position of the batch starting exactly at `offset` in `view`.
-fn boundary_position(view: &SegmentView, offset: u64, limits: &BatchLimits) -> Result<u64> {
+fn boundary_position(view: &SegmentView, offset: u64) -> Result<u64> {
     if offset == view.base_offset {
         return Ok(0);
     }
-    let mut position = view.start_position;
-    loop {
-        let head = view
-            .bytes
-            .read(position, rivulet_format::header::BATCH_HEADER_LEN)
-            .map_err(|e| StorageError::io("read segment", PathBuf::from("segment"), e))?;
-        let header = BatchHeader::read(&head).map_err(StorageError::InvalidBatch)?;
-        if header.total_len() > limits.max_batch_bytes.max(header.total_len()) {
-            return Err(StorageError::InvalidBatch(
-                rivulet_format::FormatError::BatchTooLarge {
-                    size: header.total_len(),
-                    max: limits.max_batch_bytes,
-                },
-            ));
-        }
-        let base = header.base_offset as u64;
-        if base == offset {
-            return Ok(position);
-        }
-        if base > offset || (header.next_offset() as u64) > offset {
-            return Err(StorageError::NotBatchBoundary {
-                offset,
-                batch_base: base,
-                batch_last: header.last_offset() as u64,
-            });
-        }
-        position += header.total_len() as u64;
+    let Some((position, header)) = segment::find_batch(view, offset)? else {
+        return Err(StorageError::OffsetOutOfRange {
+            requested: offset,
+            log_start: view.base_offset,
+            log_end: view.next_offset,
+        });
+    };
+    if header.base_offset as u64 != offset {
+        return Err(StorageError::NotBatchBoundary {
+            offset,
+            batch_base: header.base_offset as u64,
+            batch_last: header.last_offset() as u64,
+        });
     }
+    Ok(position)
 }
 
 fn index_sizes(config: &LogConfig) -> (u64, u64) {

@@ -28,6 +28,7 @@ use crate::index::{
 };
 use crate::mmap;
 use crate::recovery::IndexCadence;
+use tracing::warn;
 
 /// Extension of a segment's log file.
 pub(crate) const LOG_EXT: &str = "log";
@@ -281,6 +282,8 @@ pub(crate) struct SegmentView {
     pub(crate) bytes: SegmentBytes,
     /// Position of the last indexed batch start at or before the read's target offset.
     pub(crate) start_position: u64,
+    /// Base offset the index says the batch at `start_position` has.
+    pub(crate) start_offset: u64,
     /// Positions of indexed batch starts after `start_position`, used to step over damage.
     pub(crate) later_index_positions: Vec<(u64, u64)>,
 }
@@ -303,11 +306,7 @@ pub(crate) fn collect_batches(
     max_bytes: usize,
     limits: &BatchLimits,
 ) -> Result<Option<Collected>> {
-    let io = |e| StorageError::Io {
-        operation: "read segment",
-        path: PathBuf::from(format!("segment {}", view.base_offset)),
-        source: e,
-    };
+    let io = |e| read_error(view, e);
     let corrupt = |position: u64, offset: u64, reason: FormatError| StorageError::CorruptBatch {
         segment_base: view.base_offset,
         position,
@@ -316,36 +315,15 @@ pub(crate) fn collect_batches(
         reason,
     };
 
-    // Step over the batches before the target by their headers alone.
-    let mut position = view.start_position;
-    loop {
-        if position >= view.bytes.len() {
-            return Ok(None);
-        }
-        let head = view.bytes.read(position, BATCH_HEADER_LEN).map_err(io)?;
-        let header = match BatchHeader::read(&head) {
-            Ok(header) if header.batch_length as usize >= BATCH_HEADER_LEN - LOG_OVERHEAD => header,
-            Ok(header) => {
-                let err = FormatError::BatchLengthTooSmall {
-                    length: header.batch_length,
-                    min: (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32,
-                };
-                return Err(corrupt(position, target, err));
-            }
-            // A header cut short at the end of the segment: the writer's tail is not whole yet.
-            Err(_) => return Ok(None),
-        };
-        if header.next_offset() as u64 > target {
-            break;
-        }
-        position += header.total_len() as u64;
-    }
+    let Some((position, first)) = find_batch(view, target)? else {
+        return Ok(None);
+    };
 
     // Take whole batches from here, checking each one's CRC.
     let want = max_bytes.max(BATCH_HEADER_LEN);
     let mut window = view.bytes.read(position, want).map_err(io)?;
     let mut taken = 0usize;
-    let mut next_offset = target;
+    let mut next_offset = first.base_offset as u64;
     loop {
         let rest = &window[taken..];
         if rest.is_empty() {
@@ -370,7 +348,9 @@ pub(crate) fn collect_batches(
             BatchScan::Incomplete { needed, .. } if taken == 0 => {
                 // The first batch is larger than the window: read it whole.
                 if position + needed as u64 > view.bytes.len() {
-                    return Ok(None);
+                    let available = (view.bytes.len() - position) as usize;
+                    let err = FormatError::Truncated { needed, available };
+                    return Err(corrupt(position, next_offset, err));
                 }
                 window = view.bytes.read(position, needed).map_err(io)?;
             }
@@ -388,6 +368,101 @@ pub(crate) fn collect_batches(
         bytes: window.slice(..taken),
         next_offset,
     }))
+}
+
+/// Finds the batch holding `target` by following batch headers (lengths only, no CRC) from the
+/// indexed position: returns its position and header, or `None` if the segment ends first.
+///
+/// If the index entry does not point at a batch with the offset it names, the index is not
+/// trusted and the walk starts over from the segment's first byte.
+pub(crate) fn find_batch(view: &SegmentView, target: u64) -> Result<Option<(u64, BatchHeader)>> {
+    let mut position = view.start_position;
+    let mut trust_index = position > 0;
+    loop {
+        match step(view, position, target)? {
+            Step::Found(header)
+                if trust_index && header.base_offset as u64 != view.start_offset => {}
+            Step::Found(header) => return Ok(Some((position, header))),
+            Step::Skip(header) if trust_index && header.base_offset as u64 != view.start_offset => {
+            }
+            Step::Skip(header) => {
+                position += header.total_len() as u64;
+                trust_index = false;
+                continue;
+            }
+            Step::End => return Ok(None),
+            Step::Damaged(_) if trust_index => {}
+            Step::Damaged(err) => return Err(err),
+        }
+        warn!(
+            segment = view.base_offset,
+            position,
+            expected_offset = view.start_offset,
+            "offset index entry does not match the log; reading from the segment start"
+        );
+        position = 0;
+        trust_index = false;
+    }
+}
+
+enum Step {
+    /// The batch here holds the target.
+    Found(BatchHeader),
+    /// The batch here ends before the target.
+    Skip(BatchHeader),
+    /// The segment holds nothing at or after the target.
+    End,
+    /// The bytes here are not a batch.
+    Damaged(StorageError),
+}
+
+fn step(view: &SegmentView, position: u64, target: u64) -> Result<Step> {
+    let corrupt = |reason: FormatError| StorageError::CorruptBatch {
+        segment_base: view.base_offset,
+        position,
+        offset: target,
+        end_offset: next_readable_offset(view, position).unwrap_or(view.next_offset),
+        reason,
+    };
+    if position >= view.bytes.len() {
+        // A view covers whole batches only (the active segment's visible size, or a sealed
+        // file), so running out of bytes before `target` means bytes are missing: damage.
+        if target < view.next_offset {
+            let needed = BATCH_HEADER_LEN;
+            return Ok(Step::Damaged(corrupt(FormatError::Truncated {
+                needed,
+                available: 0,
+            })));
+        }
+        return Ok(Step::End);
+    }
+    let head = view
+        .bytes
+        .read(position, BATCH_HEADER_LEN)
+        .map_err(|e| read_error(view, e))?;
+    let header = match BatchHeader::read(&head) {
+        Ok(header) if header.batch_length as usize >= BATCH_HEADER_LEN - LOG_OVERHEAD => header,
+        Ok(header) => {
+            return Ok(Step::Damaged(corrupt(FormatError::BatchLengthTooSmall {
+                length: header.batch_length,
+                min: (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32,
+            })));
+        }
+        Err(err) => return Ok(Step::Damaged(corrupt(err))),
+    };
+    if header.next_offset() as u64 > target {
+        Ok(Step::Found(header))
+    } else {
+        Ok(Step::Skip(header))
+    }
+}
+
+fn read_error(view: &SegmentView, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        operation: "read segment",
+        path: PathBuf::from(format!("segment {}", view.base_offset)),
+        source,
+    }
 }
 
 /// Returns the batches before a damaged one, or the damage itself if nothing precedes it.
@@ -436,15 +511,18 @@ pub(crate) fn sealed_view(segment: &SealedSegment, target: u64) -> SegmentView {
     let relative = target
         .saturating_sub(segment.base_offset)
         .min(u64::from(u32::MAX)) as u32;
-    let start_position = segment
+    let (start_offset, start_position) = segment
         .offset_index
         .floor(relative)
-        .map_or(0, |(_, p)| u64::from(p));
+        .map_or((segment.base_offset, 0), |(r, p)| {
+            (segment.base_offset + u64::from(r), u64::from(p))
+        });
     SegmentView {
         base_offset: segment.base_offset,
         next_offset: segment.next_offset,
         bytes: SegmentBytes::Mapped(segment.log.clone()),
         start_position,
+        start_offset,
         later_index_positions: later_positions(
             segment.offset_index.entries(),
             segment.base_offset,
@@ -458,10 +536,12 @@ pub(crate) fn active_view(segment: &ActiveSegment, target: u64) -> SegmentView {
     let relative = target
         .saturating_sub(segment.base_offset)
         .min(u64::from(u32::MAX)) as u32;
-    let start_position = segment
+    let (start_offset, start_position) = segment
         .offset_index
         .floor(relative)
-        .map_or(0, |(_, p)| u64::from(p));
+        .map_or((segment.base_offset, 0), |(r, p)| {
+            (segment.base_offset + u64::from(r), u64::from(p))
+        });
     SegmentView {
         base_offset: segment.base_offset,
         next_offset: segment.next_offset,
@@ -470,6 +550,7 @@ pub(crate) fn active_view(segment: &ActiveSegment, target: u64) -> SegmentView {
             len: segment.size,
         },
         start_position,
+        start_offset,
         later_index_positions: later_positions(
             segment.offset_index.entries(),
             segment.base_offset,
