@@ -1,4 +1,4 @@
-//! Acceptance scenarios BC-04, BC-05 and BC-07 (`/shared/acceptance/scenarios.md`) at the
+//! Acceptance scenarios BC-04, BC-05 and BC-07 at the
 //! storage level: the partition log alone, with time passed in rather than waited for.
 
 use std::fs;
