@@ -1,0 +1,175 @@
+//! The broker's consumer-group API: committing and reading offsets, listing and describing
+//! groups. Checks offsets against the partitions' logs, then hands storage to
+//! `group_offsets`.
+//!
+//! Rules: a committed offset is the next offset the group will read. It must be between 0 and
+//! the partition's log end offset inclusive; an offset below the log start is accepted (the
+//! consumer then gets an out-of-range error on fetch and resets). A commit is acknowledged only
+//! once it is fsynced.
+
+use tracing::instrument;
+
+use crate::broker::{Broker, blocking, now_ms};
+use crate::error::{BrokerError, Result};
+use crate::group_offsets::{
+    CommittedOffset, MAX_COMMIT_METADATA_BYTES, MAX_GROUP_NAME_BYTES, OffsetCommit,
+};
+
+/// Lag of a group on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionLag {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// The committed offset (next offset to read).
+    pub committed: u64,
+    /// The partition's log end offset now.
+    pub log_end_offset: u64,
+    /// Records not yet consumed: `log_end_offset - committed`, or 0 if the committed offset is
+    /// past the log end (possible after data written without fsync was lost in a machine
+    /// crash).
+    pub lag: u64,
+}
+
+impl Broker {
+    /// Commits offsets for `group`, all in one durable write.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::InvalidArgument`] for an empty or over-long group name or metadata
+    /// string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
+    /// [`BrokerError::InvalidCommitOffset`] for a negative offset or one past the log end.
+    /// Nothing is stored unless every entry is valid.
+    #[instrument(skip_all, fields(group))]
+    pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
+        let _ticket = self.shared.admission.admit(0)?;
+        validate_group(group)?;
+        let mut entries = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let partition = self.partition(&commit.topic, commit.partition)?;
+            let log_end = partition.log.log_end_offset();
+            let refuse = |rule| BrokerError::InvalidCommitOffset {
+                group: group.to_owned(),
+                topic: commit.topic.clone(),
+                partition: commit.partition,
+                offset: commit.offset,
+                log_end,
+                rule,
+            };
+            let Ok(offset) = u64::try_from(commit.offset) else {
+                return Err(refuse("offsets cannot be negative"));
+            };
+            if offset > log_end {
+                return Err(refuse(
+                    "a committed offset is the next offset to read and cannot pass the log end",
+                ));
+            }
+            if commit
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_COMMIT_METADATA_BYTES)
+            {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "commit metadata for topic {:?} partition {} is longer than \
+                     {MAX_COMMIT_METADATA_BYTES} bytes",
+                    commit.topic, commit.partition
+                )));
+            }
+            entries.push((commit.topic, commit.partition, offset, commit.metadata));
+        }
+        let offsets = self.offsets()?;
+        let group = group.to_owned();
+        blocking(move || offsets.commit(&group, &entries, now_ms())).await
+    }
+
+    /// Commits one offset for `group` on `topic`/`partition`; see [`Broker::commit_offsets`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Broker::commit_offsets`].
+    pub async fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+    ) -> Result<()> {
+        self.commit_offsets(group, vec![OffsetCommit::new(topic, partition, offset)])
+            .await
+    }
+
+    /// The committed offsets of `group`, of every topic or only `topic`, ordered by topic and
+    /// partition. A group with no commits gives an empty list.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::ShuttingDown`].
+    pub fn committed_offsets(
+        &self,
+        group: &str,
+        topic: Option<&str>,
+    ) -> Result<Vec<CommittedOffset>> {
+        Ok(self.offsets()?.fetch(group, topic))
+    }
+
+    /// The committed offset of `group` on one partition, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::ShuttingDown`].
+    pub fn committed_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> Result<Option<CommittedOffset>> {
+        Ok(self
+            .offsets()?
+            .fetch(group, Some(topic))
+            .into_iter()
+            .find(|c| c.partition == partition))
+    }
+
+    /// Every group with at least one committed offset, sorted.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::ShuttingDown`].
+    pub fn list_groups(&self) -> Result<Vec<String>> {
+        Ok(self.offsets()?.groups())
+    }
+
+    /// Per partition the group has committed on: committed offset, log end and lag.
+    ///
+    /// # Errors
+    ///
+    /// [`BrokerError::ShuttingDown`].
+    pub fn describe_group(&self, group: &str) -> Result<Vec<PartitionLag>> {
+        let committed = self.offsets()?.fetch(group, None);
+        Ok(committed
+            .into_iter()
+            .filter_map(|c| {
+                let partition = self.partition(&c.topic, c.partition).ok()?;
+                let log_end_offset = partition.log.log_end_offset();
+                Some(PartitionLag {
+                    lag: log_end_offset.saturating_sub(c.offset),
+                    topic: c.topic,
+                    partition: c.partition,
+                    committed: c.offset,
+                    log_end_offset,
+                })
+            })
+            .collect())
+    }
+}
+
+fn validate_group(group: &str) -> Result<()> {
+    if group.is_empty() || group.len() > MAX_GROUP_NAME_BYTES {
+        return Err(BrokerError::InvalidArgument(format!(
+            "group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes long"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,433 @@
+//! Produce: admitting a request, checking sizes, choosing partitions, encoding records,
+//! appending, and syncing for durable requests.
+//!
+//! Order of work, so that nothing is stored for a request that breaks a rule:
+//! 1. admission (the in-flight byte bound) — refused with `Busy`, never queued;
+//! 2. topic and partition lookup, the empty-request check, per-record size checks against the
+//!    topic's `max_record_bytes`, and (for raw batches) batch validation;
+//! 3. one batch per target partition, checked against `max_batch_bytes`;
+//! 4. the append on the blocking pool, then, for durable requests, `flush_to` the batch's end,
+//!    which shares one fsync among concurrent durable appends to the partition.
+//!
+//! Waiting fetches are woken right after the append, before the fsync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::{Bytes, BytesMut};
+use rivulet_format::{BatchBuilder, BatchLimits, Compression, decode_batch, validate_batch};
+use tracing::{debug, instrument};
+
+use crate::broker::{Broker, Counters, join_failed, now_ms};
+use crate::config::{Durability, DurabilityPolicy};
+use crate::error::{BrokerError, Result};
+use crate::topic::{Partition, Topic};
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ProduceRecord {
+    /// The key; `None` is a null key, distinct from an empty key.
+    pub key: Option<Bytes>,
+    /// The value; `None` is a null value.
+    pub value: Option<Bytes>,
+    /// Application headers, in order.
+    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Create time in milliseconds since the Unix epoch; `None` means now.
+    pub timestamp: Option<i64>,
+}
+
+impl ProduceRecord {
+    /// A record with this key and value, no headers, timestamped when produced.
+    pub fn new(key: Option<impl Into<Bytes>>, value: Option<impl Into<Bytes>>) -> Self {
+        ProduceRecord {
+            key: key.map(Into::into),
+            value: value.map(Into::into),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// A record with a null key.
+    pub fn value(value: impl Into<Bytes>) -> Self {
+        ProduceRecord::new(None::<Bytes>, Some(value))
+    }
+
+    /// A record with a key and a value.
+    pub fn keyed(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        ProduceRecord::new(Some(key), Some(value))
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: impl Into<String>, value: Option<Bytes>) -> Self {
+        self.headers.push((name.into(), value));
+        self
+    }
+
+    /// Sets the create time.
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// The size checked against `max_record_bytes`: key, value, header names and values.
+    pub fn size(&self) -> usize {
+        record_size(
+            self.key.as_deref(),
+            self.value.as_deref(),
+            self.headers
+                .iter()
+                .map(|(name, value)| name.len() + value.as_ref().map_or(0, Bytes::len)),
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Payload {
+    Records(Vec<ProduceRecord>),
+    Batch(BytesMut),
+}
+
+/// A produce request: records for a topic, or one raw batch for a partition.
+#[derive(Debug, Clone)]
+pub struct ProduceRequest {
+    topic: String,
+    partition: Option<u32>,
+    payload: Payload,
+    durability: Durability,
+}
+
+impl ProduceRequest {
+    /// Structured records for `topic`. Without [`ProduceRequest::to_partition`], each keyed
+    /// record goes to `murmur2(key) % partitions` and the request's keyless records all go to
+    /// one partition, chosen so keyless records spread evenly over the partitions.
+    pub fn records(topic: impl Into<String>, records: Vec<ProduceRecord>) -> Self {
+        ProduceRequest {
+            topic: topic.into(),
+            partition: None,
+            payload: Payload::Records(records),
+            durability: Durability::default(),
+        }
+    }
+
+    /// One raw Kafka v2 record batch for `partition` of `topic`. It is validated (CRC included)
+    /// and its base offset is assigned by the log.
+    pub fn batch(topic: impl Into<String>, partition: u32, batch: BytesMut) -> Self {
+        ProduceRequest {
+            topic: topic.into(),
+            partition: Some(partition),
+            payload: Payload::Batch(batch),
+            durability: Durability::default(),
+        }
+    }
+
+    /// Sends every record to `partition`, overriding keys.
+    pub fn to_partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets how far the request waits before it is acknowledged (default
+    /// [`Durability::Durable`]).
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Bytes counted against the in-flight bound.
+    fn byte_size(&self) -> u64 {
+        match &self.payload {
+            Payload::Batch(batch) => batch.len() as u64,
+            // Each record costs its data plus roughly the varints around it.
+            Payload::Records(records) => records.iter().map(|r| r.size() as u64 + 16).sum(),
+        }
+    }
+}
+
+/// Where one partition's share of a produce request landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Appended {
+    /// The partition.
+    pub partition: u32,
+    /// Offset of the first record appended.
+    pub base_offset: u64,
+    /// Offset of the last record appended.
+    pub last_offset: u64,
+    /// Every offset below this is fsynced (at least `last_offset + 1` for durable requests).
+    pub durable_offset: u64,
+}
+
+/// The reply to a produce request: one entry per partition written, by partition number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProduceResponse {
+    /// Per-partition results.
+    pub appended: Vec<Appended>,
+}
+
+impl ProduceResponse {
+    /// The base offset of the first partition's batch: the request's only one when it named a
+    /// partition.
+    pub fn base_offset(&self) -> u64 {
+        self.appended.first().map_or(0, |a| a.base_offset)
+    }
+
+    /// The lowest durable offset among the partitions written.
+    pub fn durable_offset(&self) -> u64 {
+        self.appended
+            .iter()
+            .map(|a| a.durable_offset)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+impl Broker {
+    /// Appends records to a topic.
+    ///
+    /// A request whose records go to several partitions (keyed records without
+    /// [`ProduceRequest::to_partition`]) is appended to them in parallel, one batch each.
+    /// TODO(broker): such a request is not atomic across partitions; if one partition's append
+    /// fails, the error is returned and the other partitions' batches stay stored.
+    ///
+    /// # Errors
+    ///
+    /// - [`BrokerError::Busy`] (retryable) when too many produce bytes are in flight;
+    /// - [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
+    /// - [`BrokerError::EmptyBatch`], [`BrokerError::RecordTooLarge`],
+    ///   [`BrokerError::BatchTooLarge`], [`BrokerError::InvalidBatch`]: nothing was stored;
+    /// - [`BrokerError::DiskFull`] (retryable): nothing was stored;
+    /// - [`BrokerError::ShuttingDown`], or an internal storage failure.
+    #[instrument(skip_all, fields(topic = %request.topic, partition = ?request.partition))]
+    pub async fn produce(&self, request: ProduceRequest) -> Result<ProduceResponse> {
+        let _ticket = match self.shared.admission.admit(request.byte_size()) {
+            Ok(ticket) => ticket,
+            Err(err) => {
+                if matches!(err, BrokerError::Busy { .. }) {
+                    self.shared
+                        .metrics
+                        .busy_rejections
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                return Err(err);
+            }
+        };
+        let topic = self.topic(&request.topic)?;
+        if let Some(partition) = request.partition {
+            self.partition(&request.topic, partition)?;
+        }
+        let durability = match topic.config.durability {
+            DurabilityPolicy::AlwaysDurable => Durability::Durable,
+            _ => request.durability,
+        };
+
+        let batches = match request.payload {
+            Payload::Batch(batch) => {
+                let partition = request.partition.unwrap_or(0);
+                check_raw_batch(&topic, partition, &batch)?;
+                vec![(partition, batch)]
+            }
+            Payload::Records(records) => encode_records(&topic, request.partition, &records)?,
+        };
+
+        let mut running = Vec::with_capacity(batches.len());
+        for (partition, batch) in batches {
+            let partition = Arc::clone(&topic.partitions[partition as usize]);
+            let shared = Arc::clone(&self.shared);
+            // Spawned now, not when awaited, so partitions are appended in parallel.
+            running.push(tokio::task::spawn_blocking(move || {
+                append_one(&partition, batch, durability, &shared.metrics)
+            }));
+        }
+        let mut appended = Vec::with_capacity(running.len());
+        for task in running {
+            appended.push(task.await.map_err(join_failed)??);
+        }
+        Ok(ProduceResponse { appended })
+    }
+}
+
+/// Appends one batch and, for durable requests, waits for its fsync. Blocking.
+fn append_one(
+    partition: &Partition,
+    mut batch: BytesMut,
+    durability: Durability,
+    metrics: &Counters,
+) -> Result<Appended> {
+    let storage = |e| BrokerError::from_storage(&partition.topic, partition.index, e);
+    let bytes = batch.len() as u64;
+    let info = partition.log.append(&mut batch).map_err(storage)?;
+    let end = info.last_offset + 1;
+    partition.note_appended(end);
+    metrics
+        .records_appended
+        .fetch_add(end - info.base_offset, Ordering::Relaxed);
+    metrics.bytes_appended.fetch_add(bytes, Ordering::Relaxed);
+
+    let durable_offset = match durability {
+        Durability::Written => partition.log.durable_offset(),
+        Durability::Durable => {
+            let durable = partition.log.flush_to(end).map_err(storage)?;
+            if partition.note_durable(durable) {
+                metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+            }
+            durable
+        }
+    };
+    debug!(
+        topic = %partition.topic,
+        partition = partition.index,
+        base_offset = info.base_offset,
+        last_offset = info.last_offset,
+        durable_offset,
+        "appended"
+    );
+    Ok(Appended {
+        partition: partition.index,
+        base_offset: info.base_offset,
+        last_offset: info.last_offset,
+        durable_offset,
+    })
+}
+
+/// Validates a raw batch against the topic's limits before anything is stored.
+fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
+    let config = &topic.config;
+    if batch.len() > config.max_batch_bytes as usize {
+        return Err(BrokerError::BatchTooLarge {
+            topic: topic.name.to_string(),
+            partition,
+            size: batch.len(),
+            max: config.max_batch_bytes,
+        });
+    }
+    let invalid = |reason| BrokerError::InvalidBatch {
+        topic: topic.name.to_string(),
+        partition,
+        reason,
+    };
+    let limits = BatchLimits {
+        max_batch_bytes: config.max_batch_bytes as usize,
+    };
+    let header = validate_batch(batch, &limits).map_err(invalid)?;
+    if header.record_count <= 0 {
+        return Err(BrokerError::EmptyBatch {
+            topic: topic.name.to_string(),
+        });
+    }
+
+    // An uncompressed batch no larger than the record limit cannot hold a record over it.
+    let uncompressed = header.compression() == Some(Compression::None);
+    if uncompressed && batch.len() <= config.max_record_bytes as usize {
+        return Ok(());
+    }
+    let (_, records) = decode_batch(&Bytes::copy_from_slice(batch)).map_err(invalid)?;
+    for (index, record) in records.iter().enumerate() {
+        let size = record_size(
+            record.key.as_deref(),
+            record.value.as_deref(),
+            record
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len)),
+        );
+        check_record_size(topic, index, size)?;
+    }
+    Ok(())
+}
+
+/// Checks sizes, picks partitions and encodes one batch per partition.
+fn encode_records(
+    topic: &Topic,
+    explicit: Option<u32>,
+    records: &[ProduceRecord],
+) -> Result<Vec<(u32, BytesMut)>> {
+    if records.is_empty() {
+        return Err(BrokerError::EmptyBatch {
+            topic: topic.name.to_string(),
+        });
+    }
+    for (index, record) in records.iter().enumerate() {
+        check_record_size(topic, index, record.size())?;
+    }
+
+    let keyless = records.iter().filter(|r| r.key.is_none()).count() as u64;
+    let keyless_partition = match explicit {
+        None if keyless > 0 => Some(topic.pick_keyless(keyless)),
+        _ => None,
+    };
+    let mut by_partition: BTreeMap<u32, Vec<&ProduceRecord>> = BTreeMap::new();
+    for record in records {
+        let partition = match (explicit, &record.key, keyless_partition) {
+            (Some(p), _, _) => p,
+            (None, Some(key), _) => topic.partition_for_key(key),
+            (None, None, Some(p)) => p,
+            (None, None, None) => 0,
+        };
+        by_partition.entry(partition).or_default().push(record);
+    }
+
+    let now = now_ms();
+    let mut batches = Vec::with_capacity(by_partition.len());
+    for (partition, records) in by_partition {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for record in records {
+            let headers: Vec<(&str, Option<&[u8]>)> = record
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_deref()))
+                .collect();
+            builder.push(
+                record.timestamp.unwrap_or(now),
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &headers,
+            );
+        }
+        let batch = builder
+            .build()
+            .map_err(|reason| BrokerError::InvalidBatch {
+                topic: topic.name.to_string(),
+                partition,
+                reason,
+            })?;
+        if batch.len() > topic.config.max_batch_bytes as usize {
+            return Err(BrokerError::BatchTooLarge {
+                topic: topic.name.to_string(),
+                partition,
+                size: batch.len(),
+                max: topic.config.max_batch_bytes,
+            });
+        }
+        batches.push((partition, batch));
+    }
+    Ok(batches)
+}
+
+fn check_record_size(topic: &Topic, index: usize, size: usize) -> Result<()> {
+    let max = topic.config.max_record_bytes;
+    if size > max as usize {
+        return Err(BrokerError::RecordTooLarge {
+            topic: topic.name.to_string(),
+            index,
+            size,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn record_size(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: impl Iterator<Item = usize>,
+) -> usize {
+    key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len) + headers.sum::<usize>()
+}

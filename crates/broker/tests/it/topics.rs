@@ -1,0 +1,242 @@
+//! Topic creation, naming rules, listing, describing, deletion and reload.
+
+use std::time::Duration;
+
+use rivulet_broker::{Broker, BrokerConfig, BrokerError, DurabilityPolicy, ErrorKind, TopicConfig};
+
+use crate::{open, produce_n};
+
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| {
+                e.expect("directory entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bc17_names_the_file_system_cannot_hold_are_refused_before_any_file_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+
+    broker
+        .create_topic("x", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let long = "n".repeat(249);
+    broker
+        .create_topic(&long, 10, TopicConfig::default())
+        .await
+        .unwrap();
+
+    let bad = [
+        "a".repeat(250),
+        "b".repeat(255),
+        "c".repeat(256),
+        "ä".repeat(150),
+        String::new(),
+        ".".to_owned(),
+        "..".to_owned(),
+        "a/b".to_owned(),
+        "a\\b".to_owned(),
+        "a\0b".to_owned(),
+        "a b".to_owned(),
+        "__offsets".to_owned(),
+    ];
+    let before = entries(&dir.path().join("topics"));
+    for name in &bad {
+        let err = broker
+            .create_topic(name, 1, TopicConfig::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BrokerError::InvalidTopicName { .. }),
+            "{name:?}: {err}"
+        );
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        // The message states the rule and shows the name escaped.
+        assert!(!err.to_string().contains('\0'));
+    }
+    assert_eq!(entries(&dir.path().join("topics")), before);
+    assert!(entries(&dir.path().join("staging")).is_empty());
+
+    // Collisions: case, and '.' against '_'.
+    broker
+        .create_topic("Foo", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let err = broker
+        .create_topic("foo", 1, TopicConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::TopicExists { .. }), "{err}");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+    broker
+        .create_topic("a.b", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    let err = broker
+        .create_topic("a_b", 1, TopicConfig::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BrokerError::TopicExists { ref existing, .. } if existing == "a.b"));
+
+    let listed = broker.list_topics();
+    broker.shutdown().await.unwrap();
+    drop(broker);
+
+    let broker = open(dir.path()).await;
+    assert_eq!(broker.list_topics(), listed);
+    for name in &listed {
+        let partitions = broker.describe_topic(name).unwrap().partitions.len() as u32;
+        for p in 0..partitions {
+            produce_n(&broker, name, p, 1, "after-restart").await;
+        }
+    }
+    assert_eq!(broker.describe_topic(&long).unwrap().partitions.len(), 10);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_count_is_checked_against_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::open(BrokerConfig::new(dir.path()).with_max_partitions(8))
+        .await
+        .unwrap();
+    for count in [0, 9] {
+        let err = broker
+            .create_topic("t", count, TopicConfig::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, BrokerError::InvalidPartitionCount { max: 8, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("between 1 and 8"), "{err}");
+    }
+    assert!(entries(&dir.path().join("topics")).is_empty());
+    broker
+        .create_topic("t", 8, TopicConfig::default())
+        .await
+        .unwrap();
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_topic_settings_are_refused_with_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    let err = broker
+        .create_topic("t", 1, TopicConfig::default().with_segment_bytes(100))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        BrokerError::InvalidConfig {
+            setting: "segment_bytes",
+            ..
+        }
+    ));
+    assert!(broker.list_topics().is_empty());
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_settings_and_offsets_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TopicConfig::default()
+        .with_retention_age(Some(Duration::from_secs(3600)))
+        .with_retention_bytes(Some(1 << 30))
+        .with_segment_bytes(64 << 10)
+        .with_max_record_bytes(4096)
+        .with_max_batch_bytes(256 << 10)
+        .with_durability(DurabilityPolicy::OsDecides);
+    {
+        let broker = open(dir.path()).await;
+        broker
+            .create_topic("orders", 3, config.clone())
+            .await
+            .unwrap();
+        produce_n(&broker, "orders", 1, 7, "v").await;
+        let described = broker.describe_topic("orders").unwrap();
+        assert_eq!(described.partitions[1].log_end_offset, 7);
+        assert_eq!(described.partitions[1].durable_offset, 7);
+        assert!(described.partitions[1].size_bytes > 0);
+        assert_eq!(described.partitions[0].log_end_offset, 0);
+        broker.shutdown().await.unwrap();
+    }
+    let broker = open(dir.path()).await;
+    let described = broker.describe_topic("orders").unwrap();
+    assert_eq!(described.config, config);
+    assert_eq!(described.partitions.len(), 3);
+    assert_eq!(described.partitions[1].log_start_offset, 0);
+    assert_eq!(described.partitions[1].log_end_offset, 7);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_topics_leave_no_files_and_can_be_recreated_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = open(dir.path()).await;
+    broker
+        .create_topic("gone", 2, TopicConfig::default())
+        .await
+        .unwrap();
+    produce_n(&broker, "gone", 0, 5, "v").await;
+    broker.delete_topic("gone").await.unwrap();
+    assert!(broker.list_topics().is_empty());
+    assert!(entries(&dir.path().join("topics")).is_empty());
+    assert!(entries(&dir.path().join("trash")).is_empty());
+    let err = broker.describe_topic("gone").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = broker.delete_topic("gone").await.unwrap_err();
+    assert!(matches!(err, BrokerError::UnknownTopic { .. }));
+
+    broker
+        .create_topic("gone", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.describe_topic("gone").unwrap().partitions[0].log_end_offset,
+        0
+    );
+    broker.shutdown().await.unwrap();
+
+    let broker = open(dir.path()).await;
+    assert_eq!(broker.list_topics(), ["gone"]);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_topic_metadata_stops_start_up_with_a_pathless_error() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = open(dir.path()).await;
+        broker
+            .create_topic("t", 1, TopicConfig::default())
+            .await
+            .unwrap();
+        broker.shutdown().await.unwrap();
+    }
+    let meta = dir.path().join("topics").join("t").join("topic.meta");
+    let mut bytes = std::fs::read(&meta).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&meta, bytes).unwrap();
+    let Err(err) = Broker::open(BrokerConfig::new(dir.path())).await else {
+        panic!("opened with damaged metadata");
+    };
+    assert_eq!(err.kind(), ErrorKind::DataLoss, "{err}");
+    assert!(
+        !err.to_string().contains(&*dir.path().to_string_lossy()),
+        "{err}"
+    );
+}
