@@ -44,7 +44,9 @@ pub use header::{
     BatchHeader, BatchLimits, BatchScan, Compression, TimestampType, scan_batch, validate_batch,
 };
 pub use partitioner::{murmur2, partition_for_key};
-pub use record::{Record, RecordHeader, decode_batch, record_offsets_and_timestamps};
+pub use record::{
+    Record, RecordHeader, check_records, decode_batch, record_offsets_and_timestamps,
+};
 pub use varint::{
     MAX_VARINT_LEN, MAX_VARLONG_LEN, decode_varint, decode_varlong, encode_varint, encode_varlong,
     varint_len, varlong_len,

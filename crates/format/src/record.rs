@@ -123,13 +123,24 @@ fn open_batch(batch: &Bytes) -> Result<(BatchHeader, Bytes), FormatError> {
         max_batch_bytes: LOG_OVERHEAD + i32::MAX as usize,
     };
     let header = validate_batch(batch, &limits)?;
+    let compression = check_counts(&header)?;
 
+    let section = batch.slice(BATCH_HEADER_LEN..);
+    let section = match compression {
+        Compression::None => section,
+        codec => Bytes::from(decompress(codec, &section, DEFAULT_MAX_DECOMPRESSED_BYTES)?),
+    };
+    Ok((header, section))
+}
+
+/// Header checks that need no records: a known codec, `lastOffsetDelta = recordCount - 1`, and
+/// a last offset that fits an i64.
+fn check_counts(header: &BatchHeader) -> Result<Compression, FormatError> {
     let Some(compression) = header.compression() else {
         return Err(FormatError::UnknownCompression {
             id: header.attributes & 0x07,
         });
     };
-
     if header.record_count > 0 && header.last_offset_delta != header.record_count - 1 {
         return Err(FormatError::BadLastOffsetDelta {
             last_offset_delta: header.last_offset_delta,
@@ -146,13 +157,30 @@ fn open_batch(batch: &Bytes) -> Result<(BatchHeader, Bytes), FormatError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
+    Ok(compression)
+}
 
-    let section = batch.slice(BATCH_HEADER_LEN..);
-    let section = match compression {
-        Compression::None => section,
-        codec => Bytes::from(decompress(codec, &section, DEFAULT_MAX_DECOMPRESSED_BYTES)?),
-    };
-    Ok((header, section))
+/// Checks that the records section of `batch` holds exactly the records `header` declares,
+/// each well formed, without checking the CRC again and without copying an uncompressed batch
+/// (a compressed one is decompressed, within [`DEFAULT_MAX_DECOMPRESSED_BYTES`]).
+///
+/// For a writer that has already validated the header and CRC with
+/// [`validate_batch`](crate::validate_batch) and must not assign offsets to records that are
+/// not there.
+///
+/// # Errors
+///
+/// As for [`decode_batch`], bar the CRC.
+pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
+    let compression = check_counts(header)?;
+    let section = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
+    match compression {
+        Compression::None => walk_cursor(header, Cursor::borrowed(section), false, |_| {}),
+        codec => {
+            let raw = decompress(codec, section, DEFAULT_MAX_DECOMPRESSED_BYTES)?;
+            walk_cursor(header, Cursor::borrowed(&raw), false, |_| {})
+        }
+    }
 }
 
 /// How many records to reserve room for: the declared count, but never more than could fit in
@@ -168,10 +196,23 @@ fn walk_records(
     header: &BatchHeader,
     section: &Bytes,
     keep_payload: bool,
+    sink: impl FnMut(Record),
+) -> Result<(), FormatError> {
+    walk_cursor(
+        header,
+        Cursor::new(section, 0, section.len()),
+        keep_payload,
+        sink,
+    )
+}
+
+fn walk_cursor(
+    header: &BatchHeader,
+    mut cursor: Cursor<'_>,
+    keep_payload: bool,
     mut sink: impl FnMut(Record),
 ) -> Result<(), FormatError> {
     let declared = usize::try_from(header.record_count).unwrap_or(0);
-    let mut cursor = Cursor::new(section, 0, section.len());
 
     for index in 0..declared {
         if cursor.is_empty() {
@@ -180,7 +221,7 @@ fn walk_records(
                 found: index,
             });
         }
-        let record = read_record(section, &mut cursor, index, keep_payload)
+        let record = read_record(&mut cursor, index, keep_payload)
             .map_err(|reason| FormatError::BadRecord { index, reason })?;
         sink(resolve(header, record));
     }
@@ -226,7 +267,6 @@ fn resolve(header: &BatchHeader, raw: RawRecord) -> Record {
 /// Reads record `index` at the cursor. Errors are the reason text of a
 /// [`FormatError::BadRecord`].
 fn read_record(
-    section: &Bytes,
     outer: &mut Cursor<'_>,
     index: usize,
     keep_payload: bool,
@@ -236,7 +276,7 @@ fn read_record(
     let length = outer.varint("length")?;
     let body_len = usize::try_from(length).map_err(|_| format!("length {length} is negative"))?;
     let body = outer.take(body_len, "record body")?;
-    let mut r = Cursor::new(section, body.start, body.end);
+    let mut r = outer.sub(body.clone());
 
     // Attributes: Kafka defines no bits here yet.
     r.byte("attributes")?;
@@ -273,8 +313,7 @@ fn read_record(
         ));
     }
 
-    let slice =
-        |range: Option<Range<usize>>| range.filter(|_| keep_payload).map(|r| section.slice(r));
+    let slice = |range: Option<Range<usize>>| range.filter(|_| keep_payload).map(|x| r.slice(x));
     Ok(RawRecord {
         timestamp_delta,
         offset_delta,
@@ -296,20 +335,54 @@ fn read_header(r: &mut Cursor<'_>, h: usize, keep: bool) -> Result<Option<Record
     let value = r.nullable_bytes("header value")?;
     Ok(keep.then(|| RecordHeader {
         key: key.to_owned(),
-        value: value.map(|range| r.section.slice(range)),
+        value: value.map(|range| r.slice(range)),
     }))
 }
 
 /// A read position within `section[..end]`. Ranges it hands out index `section` directly.
 struct Cursor<'a> {
-    section: &'a Bytes,
+    section: &'a [u8],
+    /// The buffer `section` borrows from, when ranges should be handed out as zero-copy `Bytes`.
+    owner: Option<&'a Bytes>,
     pos: usize,
     end: usize,
 }
 
 impl<'a> Cursor<'a> {
     fn new(section: &'a Bytes, pos: usize, end: usize) -> Self {
-        Cursor { section, pos, end }
+        Cursor {
+            section,
+            owner: Some(section),
+            pos,
+            end,
+        }
+    }
+
+    fn borrowed(section: &'a [u8]) -> Self {
+        Cursor {
+            section,
+            owner: None,
+            pos: 0,
+            end: section.len(),
+        }
+    }
+
+    /// A cursor over `range` of the same buffer.
+    fn sub(&self, range: Range<usize>) -> Self {
+        Cursor {
+            section: self.section,
+            owner: self.owner,
+            pos: range.start,
+            end: range.end,
+        }
+    }
+
+    /// `range` as `Bytes`: a zero-copy slice of the owner, or a copy when there is none.
+    fn slice(&self, range: Range<usize>) -> Bytes {
+        match self.owner {
+            Some(owner) => owner.slice(range),
+            None => Bytes::copy_from_slice(self.bytes(range)),
+        }
     }
 
     fn rest(&self) -> &'a [u8] {
@@ -481,6 +554,27 @@ mod tests {
             Err(FormatError::BadRecord { reason, .. }) => reason,
             other => panic!("expected BadRecord, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn check_records_agrees_with_the_decoder_without_the_crc() {
+        let section = encoded(&[(0, 0, None, Some(b"a")), (1, 3, Some(b"k"), None)]);
+        let good = seal(2, 1, 0, &section);
+        let header = BatchHeader::read(&good).unwrap();
+        assert!(check_records(&good, &header).is_ok());
+
+        // Claiming more records than present, or fewer, is refused like the decoder does.
+        for (count, delta) in [(3, 2), (1, 0)] {
+            let lying = seal(count, delta, 0, &section);
+            let header = BatchHeader::read(&lying).unwrap();
+            assert!(check_records(&lying, &header).is_err(), "count {count}");
+            assert!(decode_batch(&lying).is_err(), "count {count}");
+        }
+
+        // The CRC is not its business: a damaged CRC still passes the record walk.
+        let mut bad_crc = BytesMut::from(&good[..]);
+        bad_crc[CRC_OFFSET] ^= 0xff;
+        assert!(check_records(&bad_crc, &header).is_ok());
     }
 
     #[test]

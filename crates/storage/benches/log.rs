@@ -3,7 +3,10 @@
 //! Run with `cargo bench -p rivulet-storage --bench log`. Sizes can be shrunk for a quick run
 //! with `RIVULET_BENCH_RECOVERY_MIB` (default 1024, the size of a full default segment).
 
-#![expect(missing_docs, reason = "criterion's macros generate undocumented items")]
+#![expect(
+    missing_docs,
+    reason = "criterion's macros generate undocumented items"
+)]
 
 use std::time::{Duration, Instant};
 
@@ -29,10 +32,13 @@ fn config(flush: FlushPolicy) -> LogConfig {
 
 fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
-    group.sample_size(10).measurement_time(Duration::from_secs(4));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(4));
     for record_bytes in [100usize, 1024] {
         for records in [1usize, 100, 1000] {
-            for (flush_name, flush) in [("os", FlushPolicy::Os), ("fsync", FlushPolicy::EveryBatch)] {
+            for (flush_name, flush) in [("os", FlushPolicy::Os), ("fsync", FlushPolicy::EveryBatch)]
+            {
                 let mut buf = batch(records, record_bytes);
                 group.throughput(Throughput::Bytes(buf.len() as u64));
                 let id = BenchmarkId::new(format!("{record_bytes}B-{flush_name}"), records);
@@ -99,10 +105,13 @@ fn recovery(c: &mut Criterion) {
     drop(filled_log(dir.path(), mib << 20));
 
     let mut group = c.benchmark_group("recovery");
-    group.sample_size(10).throughput(Throughput::Bytes(mib << 20));
+    group
+        .sample_size(10)
+        .throughput(Throughput::Bytes(mib << 20));
     group.bench_function(format!("unclean-open-scan-{mib}MiB"), |b| {
         b.iter(|| {
-            let (log, report) = PartitionLog::open(dir.path(), config(FlushPolicy::Os)).expect("open");
+            let (log, report) =
+                PartitionLog::open(dir.path(), config(FlushPolicy::Os)).expect("open");
             assert!(!report.clean_shutdown);
             drop(log);
         })

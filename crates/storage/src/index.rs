@@ -294,6 +294,11 @@ impl<K: IndexKind> ActiveIndex<K> {
         self.len >= self.capacity
     }
 
+    /// Free entry slots.
+    pub(crate) fn free_slots(&self) -> usize {
+        self.capacity.saturating_sub(self.len)
+    }
+
     /// Appends one encoded entry. The caller keeps the ordering invariants and checks
     /// [`ActiveIndex::is_full`] first.
     fn push(&mut self, entry: &[u8]) {

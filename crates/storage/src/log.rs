@@ -305,6 +305,9 @@ impl PartitionLog {
                 },
             ));
         }
+        // The header's counts decide which offsets the batch takes, and the CRC only proves the
+        // sender computed it; walk the records so no offset is ever assigned without a record.
+        rivulet_format::check_records(batch, &header).map_err(StorageError::InvalidBatch)?;
         self.check_failure()?;
 
         let info = {
@@ -447,7 +450,7 @@ impl PartitionLog {
             } else {
                 max_bytes.saturating_sub(taken)
             };
-            if budget == 0 {
+            if budget == 0 && !chunks.is_empty() {
                 break;
             }
             let target_here = target.max(view.base_offset);
@@ -1088,6 +1091,17 @@ fn open_sealed(
             offset: scan.next_offset,
             end_offset: next_base,
             reason: torn.reason.clone(),
+        });
+    } else if scan.next_offset < next_base {
+        report.corrupt_ranges.push(CorruptRange {
+            segment_base: base,
+            position: scan.valid_len,
+            offset: scan.next_offset,
+            end_offset: next_base,
+            reason: format!(
+                "the segment ends at offset {} but the next segment starts at {next_base}",
+                scan.next_offset
+            ),
         });
     }
     let created_at_ms = read_header::<OffsetKind>(&offset_path)

@@ -145,8 +145,12 @@ impl ActiveSegment {
     }
 
     /// Whether either index has no room for another entry.
+    ///
+    /// The time index keeps one slot back for the entry sealing writes (the segment's maximum
+    /// timestamp), and an append may add one entry to each index, so the segment rolls while
+    /// that still fits.
     pub(crate) fn index_full(&self) -> bool {
-        self.offset_index.is_full() || self.time_index.is_full()
+        self.offset_index.free_slots() < 1 || self.time_index.free_slots() < 2
     }
 
     /// Writes one validated batch (its base offset already set) at the end of the file and

@@ -525,8 +525,6 @@ fn a_truncation_interrupted_after_deleting_newer_segments_reopens_as_a_prefix() 
 /// no longer reaches the next segment's base: the missing offsets are damage, to be reported on
 /// open like any other.
 #[test]
-#[ignore = "open_sealed rebuilds a sealed segment whose batches end before the next segment's \
-            base without reporting the missing offsets in RecoveryReport.corrupt_ranges"]
 fn a_sealed_segment_missing_its_last_batches_is_reported_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config();

@@ -328,8 +328,6 @@ fn a_batch_with_a_bad_crc_is_refused_and_changes_nothing() {
 /// A batch whose header and CRC are fine but whose records section holds fewer records than
 /// `recordCount` would take offsets that no record carries.
 #[test]
-#[ignore = "append validates only the header and CRC: a resealed batch claiming 3 records but \
-            holding 1 is stored and takes offsets 0..=2"]
 fn a_batch_whose_record_count_disagrees_with_its_records_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
@@ -382,8 +380,6 @@ fn max_bytes_bounds_a_read_except_for_its_first_batch() {
 }
 
 #[test]
-#[ignore = "read with max_bytes 0 returns no batch below the log end: PartitionLog::read breaks \
-            on budget == 0 before collecting the first batch"]
 fn a_read_with_max_bytes_zero_still_returns_one_batch() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
@@ -397,8 +393,6 @@ fn a_read_with_max_bytes_zero_still_returns_one_batch() {
 /// (8-byte entries) and the segment rolls; sealing it must still leave indexes the next clean
 /// open accepts.
 #[test]
-#[ignore = "a segment rolled because its time index is full is sealed without the final \
-            (max timestamp, end) entry, so every clean open rebuilds its indexes by a full scan"]
 fn a_segment_rolled_for_a_full_index_reopens_without_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
     let config = small_config()
