@@ -79,7 +79,7 @@ fn spec() -> impl Strategy<Value = Spec> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => proptest::collection::vec(spec(), 1..20).prop_map(Op::Append),
-        8 => ((0u8..10, any::<u64>()), prop_oneof![1usize..80, 80usize..4000, Just(1 << 20)])
+        8 => ((0u8..10, any::<u64>()), prop_oneof![0usize..80, 80usize..4000, Just(1 << 20)])
             .prop_map(|(pick, max_bytes)| Op::Read { pick, max_bytes }),
         1 => Just(Op::Roll),
         1 => Just(Op::EnforceRetention),
