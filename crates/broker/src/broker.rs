@@ -206,10 +206,11 @@ impl Broker {
 
     /// Creates a topic with `partitions` partitions.
     ///
-    /// The name must follow the rule in [`crate::MAX_TOPIC_NAME_LEN`]'s module (1 to 249 bytes
-    /// of `A-Z a-z 0-9 . _ -`, not `.` or `..`, not starting with `__`), and must not collide
-    /// with an existing name ignoring case and treating `.` and `_` alike. Everything is checked
-    /// before any file is created, and the topic appears on disk atomically.
+    /// The name must be 1 to [`crate::MAX_TOPIC_NAME_LEN`] bytes of `A-Z a-z 0-9 . _ -`, not
+    /// `.` or `..`, and not start with `__`; it must not collide with an existing name ignoring
+    /// ASCII case and treating `.` and `_` alike. The partition count must be between 1 and
+    /// [`BrokerConfig::max_partitions`]. Everything is checked before any file is created, and
+    /// the topic appears on disk atomically.
     ///
     /// # Errors
     ///

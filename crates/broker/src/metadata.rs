@@ -174,6 +174,9 @@ fn decode_body_v1(body: &[u8]) -> Result<TopicMetadata, String> {
         ));
     }
 
+    if partitions == 0 {
+        return Err("partition count is 0".to_owned());
+    }
     let durability = match tag {
         DURABILITY_ALWAYS => DurabilityPolicy::AlwaysDurable,
         DURABILITY_INTERVAL => DurabilityPolicy::SyncInterval(Duration::from_millis(interval_ms)),
