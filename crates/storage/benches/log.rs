@@ -30,6 +30,11 @@ fn config(flush: FlushPolicy) -> LogConfig {
         .with_max_batch_bytes(8 << 20)
 }
 
+/// A log whose active segment holds up to the largest segment size.
+fn one_segment() -> LogConfig {
+    config(FlushPolicy::Os).with_segment_bytes(rivulet_storage::MAX_SEGMENT_BYTES)
+}
+
 fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("append");
     group
@@ -59,9 +64,9 @@ fn append(c: &mut Criterion) {
     group.finish();
 }
 
-/// Fills a log with `bytes` of 1 KiB records in batches of 1000.
+/// Fills a log with `bytes` of 1 KiB records in batches of 1000, in one segment.
 fn filled_log(dir: &std::path::Path, bytes: u64) -> PartitionLog {
-    let (log, _) = PartitionLog::open(dir, config(FlushPolicy::Os)).expect("open");
+    let (log, _) = PartitionLog::open(dir, one_segment()).expect("open");
     let mut buf = batch(1000, 1024);
     let batches = bytes.div_ceil(buf.len() as u64);
     for _ in 0..batches {
@@ -71,27 +76,32 @@ fn filled_log(dir: &std::path::Path, bytes: u64) -> PartitionLog {
 }
 
 fn read(c: &mut Criterion) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let log = filled_log(dir.path(), 256 << 20);
-    // Seal everything so reads go through the mapped path, as they do for all but the newest data.
-    log.roll().expect("roll");
-    let total = log.size_bytes();
-    let end = log.log_end_offset();
-
     let mut group = c.benchmark_group("read");
-    group.sample_size(10).throughput(Throughput::Bytes(total));
-    group.bench_function("sequential-1MiB-reads-crc-checked", |b| {
-        b.iter(|| {
-            let mut offset = 0;
-            let mut bytes = 0usize;
-            while offset < end {
-                let read = log.read(offset, 1 << 20).expect("read");
-                bytes += read.byte_len();
-                offset = read.next_offset();
-            }
-            assert_eq!(bytes as u64, total);
-        })
-    });
+    group.sample_size(10);
+    // Sealed segments are read through their maps; the active one with `pread`.
+    for sealed in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = filled_log(dir.path(), 256 << 20);
+        if sealed {
+            log.roll().expect("roll");
+        }
+        let total = log.size_bytes();
+        let end = log.log_end_offset();
+        let name = if sealed { "sealed" } else { "active" };
+        group.throughput(Throughput::Bytes(total));
+        group.bench_function(format!("sequential-1MiB-reads-crc-checked-{name}"), |b| {
+            b.iter(|| {
+                let mut offset = 0;
+                let mut bytes = 0usize;
+                while offset < end {
+                    let read = log.read(offset, 1 << 20).expect("read");
+                    bytes += read.byte_len();
+                    offset = read.next_offset();
+                }
+                assert_eq!(bytes as u64, total);
+            })
+        });
+    }
     group.finish();
 }
 
