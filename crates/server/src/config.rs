@@ -1,0 +1,49 @@
+//! [`ServerConfig`]: the limits the network layer enforces before a request reaches the
+//! broker. The broker's own limits (record and batch sizes per topic, bytes in flight) are
+//! set on the broker; these bound what the transport accepts and buffers.
+
+/// Limits of the gRPC layer. Build with [`ServerConfig::default`] and the `with_*` methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Largest request message accepted, in bytes; larger ones are refused with
+    /// `RESOURCE_EXHAUSTED` before any handler runs. Default 16 MiB.
+    pub max_request_bytes: usize,
+    /// Largest response message sent, in bytes. A fetch whose reply would be larger fails with
+    /// `RESOURCE_EXHAUSTED`; ask for a smaller `max_bytes`. Default 256 MiB.
+    pub max_response_bytes: usize,
+    /// Responses a subscription or produce stream may have queued for a client that is not
+    /// reading; once full, the server stops reading the log (or the client's requests) for
+    /// that stream only. Default 8.
+    pub stream_buffer: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_request_bytes: 16 << 20,
+            max_response_bytes: 256 << 20,
+            stream_buffer: 8,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Sets [`ServerConfig::max_request_bytes`].
+    pub fn with_max_request_bytes(mut self, bytes: usize) -> Self {
+        self.max_request_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::max_response_bytes`].
+    pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::stream_buffer`] (at least 1).
+    pub fn with_stream_buffer(mut self, responses: usize) -> Self {
+        self.stream_buffer = responses.max(1);
+        self
+    }
+}

@@ -1,0 +1,250 @@
+//! Conversions between the generated `rivulet.v1` messages and the broker's types.
+//!
+//! This module is the only place that knows both shapes; handlers call these functions and
+//! never build broker types by hand. Conversions into broker types check what the schema
+//! cannot express (enum values out of range, fields that must be set) and name the field that
+//! breaks a rule. Nothing here touches the broker itself.
+
+use std::time::Duration;
+
+use rivulet_broker::{
+    Appended, CommittedOffset, Durability, DurabilityPolicy, OffsetCommit, PartitionDescription,
+    PartitionLag, ProduceRecord, TopicConfig, TopicDescription,
+};
+use rivulet_format::Record;
+use rivulet_proto::v1;
+
+use crate::error::ApiError;
+
+/// Headroom added to `max_batch_bytes` when only `max_record_bytes` is raised: a batch holding
+/// one record needs a header and varints besides the record's bytes.
+const BATCH_HEADROOM: u32 = 64 << 10;
+
+/// The broker's durability for a produce.
+pub(crate) fn durability(value: i32) -> Result<Durability, ApiError> {
+    match v1::Durability::try_from(value) {
+        Ok(v1::Durability::Written) => Ok(Durability::Written),
+        Ok(v1::Durability::Unspecified | v1::Durability::Durable) => Ok(Durability::Durable),
+        Err(_) => Err(ApiError::invalid(
+            "durability",
+            format!("unknown value {value}; use DURABILITY_WRITTEN or DURABILITY_DURABLE"),
+        )),
+    }
+}
+
+/// Whether a fetch or subscription wants stored batches rather than decoded records.
+pub(crate) fn wants_raw(value: i32) -> Result<bool, ApiError> {
+    match v1::FetchFormat::try_from(value) {
+        Ok(v1::FetchFormat::RawBatches) => Ok(true),
+        Ok(v1::FetchFormat::Unspecified | v1::FetchFormat::Records) => Ok(false),
+        Err(_) => Err(ApiError::invalid(
+            "format",
+            format!("unknown value {value}; use FETCH_FORMAT_RECORDS or FETCH_FORMAT_RAW_BATCHES"),
+        )),
+    }
+}
+
+/// A record to produce.
+pub(crate) fn produce_record(record: v1::ProduceRecord) -> ProduceRecord {
+    let mut out = ProduceRecord::new(record.key, record.value);
+    for header in record.headers {
+        out = out.with_header(header.key, header.value);
+    }
+    if let Some(timestamp) = record.timestamp_ms {
+        out = out.with_timestamp(timestamp);
+    }
+    out
+}
+
+/// A stored record as sent to clients.
+pub(crate) fn record(record: Record) -> v1::Record {
+    v1::Record {
+        // Offsets in a valid stored batch are never negative.
+        offset: u64::try_from(record.offset).unwrap_or_default(),
+        timestamp_ms: record.timestamp,
+        key: record.key,
+        value: record.value,
+        headers: record
+            .headers
+            .into_iter()
+            .map(|h| v1::RecordHeader {
+                key: h.key,
+                value: h.value,
+            })
+            .collect(),
+    }
+}
+
+/// The bytes of a record counted against a fetch's `max_bytes`.
+pub(crate) fn record_size(record: &v1::Record) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
+        .sum();
+    record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers
+}
+
+/// Where one batch landed.
+pub(crate) fn batch_ack(appended: &Appended) -> v1::BatchAck {
+    v1::BatchAck {
+        partition: appended.partition,
+        base_offset: appended.base_offset,
+        last_offset: appended.last_offset,
+        durable_offset: appended.durable_offset,
+    }
+}
+
+/// An offset commit.
+pub(crate) fn offset_commit(commit: v1::OffsetCommit) -> OffsetCommit {
+    let out = OffsetCommit::new(commit.topic, commit.partition, commit.offset);
+    match commit.metadata {
+        Some(metadata) => out.with_metadata(metadata),
+        None => out,
+    }
+}
+
+/// A committed offset as sent to clients.
+pub(crate) fn committed_offset(committed: CommittedOffset) -> v1::CommittedOffset {
+    v1::CommittedOffset {
+        topic: committed.topic,
+        partition: committed.partition,
+        offset: committed.offset,
+        metadata: committed.metadata,
+        commit_timestamp_ms: committed.commit_timestamp_ms,
+    }
+}
+
+/// A group's lag on one partition.
+pub(crate) fn partition_lag(lag: PartitionLag) -> v1::PartitionLag {
+    v1::PartitionLag {
+        topic: lag.topic,
+        partition: lag.partition,
+        committed_offset: lag.committed,
+        high_watermark: lag.log_end_offset,
+        lag: lag.lag,
+    }
+}
+
+/// A topic's settings from a CreateTopic request; unset fields keep the broker's defaults.
+pub(crate) fn topic_config(config: Option<v1::TopicConfig>) -> Result<TopicConfig, ApiError> {
+    let Some(config) = config else {
+        return Ok(TopicConfig::default());
+    };
+    let mut out = TopicConfig::default()
+        .with_retention_age(config.retention_ms.map(Duration::from_millis))
+        .with_retention_bytes(config.retention_bytes);
+    if let Some(bytes) = config.segment_bytes {
+        out = out.with_segment_bytes(bytes);
+    }
+    if let Some(bytes) = config.max_record_bytes {
+        out = out.with_max_record_bytes(bytes);
+    }
+    let max_batch = match config.max_batch_bytes {
+        Some(bytes) => bytes,
+        None => out
+            .max_batch_bytes
+            .max(out.max_record_bytes.saturating_add(BATCH_HEADROOM)),
+    };
+    out = out.with_max_batch_bytes(max_batch);
+
+    let interval = Duration::from_millis(config.sync_interval_ms.unwrap_or(1000));
+    let policy = match v1::DurabilityPolicy::try_from(config.durability_policy) {
+        Ok(v1::DurabilityPolicy::AlwaysDurable) => DurabilityPolicy::AlwaysDurable,
+        Ok(v1::DurabilityPolicy::OsDecides) => DurabilityPolicy::OsDecides,
+        Ok(v1::DurabilityPolicy::SyncInterval) => DurabilityPolicy::SyncInterval(interval),
+        Ok(v1::DurabilityPolicy::Unspecified) => match config.sync_interval_ms {
+            Some(_) => DurabilityPolicy::SyncInterval(interval),
+            None => DurabilityPolicy::default(),
+        },
+        Err(_) => {
+            return Err(ApiError::invalid(
+                "config.durability_policy",
+                format!("unknown value {}", config.durability_policy),
+            ));
+        }
+    };
+    Ok(out.with_durability(policy))
+}
+
+/// A topic's settings as reported by DescribeTopic, every field filled in.
+pub(crate) fn topic_config_out(config: &TopicConfig) -> v1::TopicConfig {
+    let (policy, interval) = match config.durability {
+        DurabilityPolicy::AlwaysDurable => (v1::DurabilityPolicy::AlwaysDurable, None),
+        DurabilityPolicy::SyncInterval(every) => (
+            v1::DurabilityPolicy::SyncInterval,
+            Some(every.as_millis() as u64),
+        ),
+        DurabilityPolicy::OsDecides => (v1::DurabilityPolicy::OsDecides, None),
+        // A policy added to the broker later shows as unspecified until it gets a wire name.
+        _ => (v1::DurabilityPolicy::Unspecified, None),
+    };
+    v1::TopicConfig {
+        retention_ms: config.retention_age.map(|age| age.as_millis() as u64),
+        retention_bytes: config.retention_bytes,
+        segment_bytes: Some(config.segment_bytes),
+        max_record_bytes: Some(config.max_record_bytes),
+        max_batch_bytes: Some(config.max_batch_bytes),
+        durability_policy: policy as i32,
+        sync_interval_ms: interval,
+    }
+}
+
+/// A topic description as sent to clients.
+pub(crate) fn topic_description(topic: TopicDescription) -> v1::DescribeTopicResponse {
+    v1::DescribeTopicResponse {
+        config: Some(topic_config_out(&topic.config)),
+        name: topic.name,
+        created_at_ms: topic.created_at_ms,
+        partitions: topic.partitions.iter().map(partition_info).collect(),
+    }
+}
+
+fn partition_info(partition: &PartitionDescription) -> v1::PartitionInfo {
+    v1::PartitionInfo {
+        partition: partition.partition,
+        log_start_offset: partition.log_start_offset,
+        high_watermark: partition.log_end_offset,
+        durable_offset: partition.durable_offset,
+        size_bytes: partition.size_bytes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raising_only_the_record_limit_makes_room_for_one_record_in_a_batch() {
+        let config = topic_config(Some(v1::TopicConfig {
+            max_record_bytes: Some(8 << 20),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(config.max_record_bytes, 8 << 20);
+        assert!(config.max_batch_bytes > 8 << 20);
+    }
+
+    #[test]
+    fn described_config_reads_back_as_the_same_config() {
+        let created = topic_config(Some(v1::TopicConfig {
+            retention_ms: Some(60_000),
+            segment_bytes: Some(1 << 20),
+            durability_policy: v1::DurabilityPolicy::OsDecides as i32,
+            ..Default::default()
+        }))
+        .unwrap();
+        let again = topic_config(Some(topic_config_out(&created))).unwrap();
+        assert_eq!(created, again);
+    }
+
+    #[test]
+    fn unknown_enum_values_name_the_field() {
+        let err = durability(9).unwrap_err().to_string();
+        assert!(err.contains("durability"), "{err}");
+        let err = wants_raw(-1).unwrap_err().to_string();
+        assert!(err.contains("format"), "{err}");
+    }
+}

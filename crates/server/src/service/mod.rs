@@ -1,0 +1,156 @@
+//! The gRPC handlers. `log` serves `rivulet.v1.Log` (produce, fetch, offsets), `subscribe`
+//! owns the task behind each `Subscribe` stream, and `admin` serves `rivulet.v1.Admin`.
+//!
+//! Every handler checks what the broker cannot (enum values, required fields, limits of this
+//! layer), calls one broker method, and converts the result; storage and offset logic stay in
+//! the broker. Each handler runs in a span named after its RPC with the topic, partition and
+//! offsets as fields, and logs its outcome at debug level.
+
+mod admin;
+mod log;
+mod subscribe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rivulet_broker::{Broker, FetchResponse};
+use rivulet_proto::v1;
+use tokio::sync::watch;
+use tonic::{Response, Status};
+use tracing::debug;
+
+pub(crate) use admin::AdminService;
+pub(crate) use log::LogService;
+
+use crate::config::ServerConfig;
+use crate::convert;
+use crate::error::ApiError;
+
+/// `max_bytes` of a fetch or subscription that leaves it at 0.
+const DEFAULT_FETCH_BYTES: u32 = 1 << 20;
+/// Largest `max_bytes` a fetch or subscription may ask for.
+const MAX_FETCH_BYTES: u32 = 64 << 20;
+/// Longest `max_wait_ms` a fetch may ask for.
+const MAX_FETCH_WAIT_MS: u32 = 60_000;
+
+/// What every handler shares.
+pub(crate) struct State {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) config: ServerConfig,
+    /// Turns `true` once the server is shutting down; streams end when it does.
+    pub(crate) stop: watch::Receiver<bool>,
+}
+
+impl State {
+    pub(crate) fn new(
+        broker: Arc<Broker>,
+        config: ServerConfig,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
+        State {
+            broker,
+            config,
+            stop,
+        }
+    }
+}
+
+/// Data read from a partition, in the shape the client asked for.
+pub(crate) struct Chunk {
+    pub(crate) records: Vec<v1::Record>,
+    pub(crate) batches: Vec<Bytes>,
+    /// Where the next read starts.
+    pub(crate) next_offset: u64,
+}
+
+impl Chunk {
+    /// Turns a broker read into records starting exactly at `offset`, or into the stored
+    /// batches.
+    ///
+    /// Records: the broker returns whole batches, the first of which may start before
+    /// `offset`; records below it are dropped here. Records are then kept while their keys,
+    /// values and headers fit in `max_bytes`, and the first always, however large, so a
+    /// consumer always progresses.
+    pub(crate) fn from_read(
+        topic: &str,
+        offset: u64,
+        fetched: &FetchResponse,
+        raw: bool,
+        max_bytes: u32,
+    ) -> Result<Chunk, ApiError> {
+        if raw {
+            return Ok(Chunk {
+                records: Vec::new(),
+                batches: fetched.read.batches().collect(),
+                next_offset: fetched.read.next_offset().max(offset),
+            });
+        }
+
+        let decoded = fetched.read.records().map_err(|err| ApiError::Damaged {
+            topic: topic.to_owned(),
+            partition: fetched.partition,
+            detail: format!("a stored batch at or after offset {offset} does not decode: {err}"),
+        })?;
+        let mut records = Vec::with_capacity(decoded.len());
+        let mut bytes = 0usize;
+        for record in decoded.into_iter().map(convert::record) {
+            let size = convert::record_size(&record);
+            if !records.is_empty() && bytes + size > max_bytes as usize {
+                break;
+            }
+            bytes += size;
+            records.push(record);
+        }
+        // Batches holding only records below `offset` cannot come back from a valid log, but
+        // if they did, skipping past them keeps a consumer from asking for them forever.
+        let next_offset = match records.last() {
+            Some(last) => last.offset + 1,
+            None => fetched.read.next_offset().max(offset),
+        };
+        Ok(Chunk {
+            records,
+            batches: Vec::new(),
+            next_offset,
+        })
+    }
+}
+
+/// A request's `max_bytes`, defaulted and bounded.
+pub(crate) fn fetch_max_bytes(requested: u32) -> Result<u32, ApiError> {
+    match requested {
+        0 => Ok(DEFAULT_FETCH_BYTES),
+        bytes if bytes > MAX_FETCH_BYTES => Err(ApiError::invalid(
+            "max_bytes",
+            format!("{bytes} is more than the limit of {MAX_FETCH_BYTES} (64 MiB)"),
+        )),
+        bytes => Ok(bytes),
+    }
+}
+
+/// A fetch's `max_wait_ms`, bounded.
+pub(crate) fn fetch_max_wait(requested: u32) -> Result<Duration, ApiError> {
+    if requested > MAX_FETCH_WAIT_MS {
+        return Err(ApiError::invalid(
+            "max_wait_ms",
+            format!("{requested} is more than the limit of {MAX_FETCH_WAIT_MS}"),
+        ));
+    }
+    Ok(Duration::from_millis(u64::from(requested)))
+}
+
+/// Converts a handler's result into its reply, logging the outcome at debug level inside the
+/// handler's span.
+pub(crate) fn respond<T>(result: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(reply) => {
+            debug!("ok");
+            Ok(Response::new(reply))
+        }
+        Err(err) => {
+            let status = Status::from(err);
+            debug!(code = ?status.code(), message = status.message(), "failed");
+            Err(status)
+        }
+    }
+}
