@@ -102,7 +102,11 @@ impl Broker {
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse> {
         let _ticket = self.shared.admission.admit(0)?;
         let partition = self.partition(&request.topic, request.partition)?;
-        let deadline = Instant::now() + request.max_wait;
+        // A wait too long to add to the clock is a wait without end, bounded by the client.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(request.max_wait)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600));
         let mut signal = partition.subscribe();
 
         loop {

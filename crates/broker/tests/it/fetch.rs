@@ -353,3 +353,35 @@ async fn list_offsets_finds_earliest_latest_and_by_timestamp() {
     );
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wait_too_long_for_the_clock_is_still_woken_by_a_produce() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(open(dir.path()).await);
+    broker
+        .create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+
+    let waiting = {
+        let broker = Arc::clone(&broker);
+        tokio::spawn(async move {
+            let request = FetchRequest::new("t", 0, 0).with_wait(1, Duration::MAX);
+            broker.fetch(request).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "an endless wait returned before any data"
+    );
+    produce_one(&broker, "t", 0, "wake", Durability::Written).await;
+
+    let reply = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("the produce wakes the fetch")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.read.records().unwrap()[0].offset, 0);
+    broker.shutdown().await.unwrap();
+}
