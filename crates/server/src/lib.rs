@@ -99,7 +99,10 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let result = run(listener, Arc::clone(&broker), config, shutdown).await;
-    if let Err(err) = broker.shutdown().await {
+    // On success the shutdown signal already shut the broker down.
+    if result.is_err()
+        && let Err(err) = broker.shutdown().await
+    {
         error!(error = %err, "broker did not shut down cleanly");
     }
     result
