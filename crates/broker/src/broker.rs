@@ -278,9 +278,13 @@ impl Broker {
         let offsets = self.offsets()?;
         let shared = Arc::clone(&self.shared);
         let owned = name.to_owned();
-        // TODO(broker): requests already running on the deleted topic are not awaited; their
-        // appends land in unlinked files and are lost with the topic, as intended.
         blocking(move || {
+            // Retiring a log waits for its running file operations and stops new ones, so
+            // nothing of this topic creates or removes files by path once its directory moves
+            // away and the name may be reused. Requests still running get `UnknownTopic`.
+            for partition in &topic.partitions {
+                partition.log.retire();
+            }
             let trash = shared
                 .layout
                 .trash

@@ -275,6 +275,10 @@ impl BrokerError {
             StorageError::EmptyBatch => BrokerError::EmptyBatch {
                 topic: topic.to_owned(),
             },
+            // The topic was deleted while the request was running.
+            StorageError::Retired { .. } => BrokerError::UnknownTopic {
+                topic: topic.to_owned(),
+            },
             err => Self::from_storage_in(&scope(), err),
         }
     }

@@ -98,6 +98,12 @@ pub enum StorageError {
         /// The failure that stopped it.
         reason: String,
     },
+    /// The log was retired (its partition is being deleted) and takes no more writes.
+    #[error("log in {dir} is retired and takes no more writes")]
+    Retired {
+        /// The partition directory.
+        dir: PathBuf,
+    },
     /// A configuration value is out of its allowed range.
     #[error("invalid log setting {name} = {value}: {rule}")]
     InvalidConfig {

@@ -136,6 +136,10 @@ pub struct PartitionLog {
     sync_lock: Mutex<Instant>,
     /// Set after a failure that may have lost unsynced data; appends are refused from then on.
     failure: Mutex<Option<String>>,
+    /// Held by every operation that creates, renames or removes files by path; `true` once the
+    /// log is retired, after which no such operation runs (the directory may then belong to
+    /// someone else).
+    paths: Mutex<bool>,
 }
 
 impl PartitionLog {
@@ -218,6 +222,7 @@ impl PartitionLog {
             durable: AtomicU64::new(durable),
             sync_lock: Mutex::new(Instant::now()),
             failure: Mutex::new(None),
+            paths: Mutex::new(false),
         };
         // Segments wholly below a checkpointed log start were meant to be deleted already.
         log.delete_segments_below(log_start)?;
@@ -377,6 +382,7 @@ impl PartitionLog {
 
     /// Seals the active segment (syncing it) and starts a new one at the log end.
     fn roll_locked(&self, state: &mut LogState) -> Result<()> {
+        let _paths = self.paths()?;
         let base = state.active.next_offset;
         // Create the new segment first: if the disk is full, the old one stays active, intact.
         let next = ActiveSegment::create(
@@ -385,7 +391,9 @@ impl PartitionLog {
             index_sizes(&self.config),
             SystemTime::now(),
         )
-        .inspect_err(|_| self.remove_segment_files(base))?;
+        .inspect_err(|_| {
+            let _ = self.unlink_segment_files(base);
+        })?;
         checkpoint::sync_dir(&self.dir)?;
         let old = std::mem::replace(&mut state.active, next);
         let old_base = old.base_offset;
@@ -676,6 +684,7 @@ impl PartitionLog {
     }
 
     fn write_log_start(&self, offset: u64) -> Result<()> {
+        let _paths = self.paths()?;
         let bytes = checkpoint::encode(LOG_START_MAGIC, &[offset]);
         checkpoint::write_atomically(&self.dir, LOG_START_FILE, &bytes)
     }
@@ -810,6 +819,7 @@ impl PartitionLog {
             .filter(|&base| base != holder_base)
             .collect();
 
+        let _paths = self.paths()?;
         // Write the kept prefix to a fresh file first; it replaces the holder by rename, so any
         // map of the old file stays valid for readers still holding it.
         let log_path = segment_path(&self.dir, holder_base, LOG_EXT);
@@ -834,7 +844,7 @@ impl PartitionLog {
         let replaced = doomed
             .iter()
             .rev()
-            .try_for_each(|&base| self.delete_segment_files(base))
+            .try_for_each(|&base| self.unlink_segment_files(base))
             .and_then(|()| checkpoint::sync_dir(&self.dir))
             .and_then(|()| {
                 fs::rename(&tmp, &log_path)
@@ -879,6 +889,9 @@ impl PartitionLog {
     ///
     /// I/O errors; the log is then closed uncleanly and the next open recovers.
     pub fn close(self) -> Result<()> {
+        if *self.paths.lock() {
+            return Ok(());
+        }
         self.flush()?;
         let state = self.state.into_inner();
         let active = state.active;
@@ -901,7 +914,31 @@ impl PartitionLog {
         checkpoint::write_atomically(&self.dir, CLEAN_SHUTDOWN_FILE, &marker)
     }
 
+    /// Retires the log: from now on it creates, renames and removes no files, and refuses
+    /// appends, rolls, truncation and retention with [`StorageError::Retired`]. Reads keep
+    /// working on what is open. Returns once no such file operation is running, so the caller
+    /// may then move or delete the directory, or reuse its path.
+    pub fn retire(&self) {
+        *self.paths.lock() = true;
+    }
+
+    /// Takes the guard of path-based file operations, unless the log is retired.
+    fn paths(&self) -> Result<parking_lot::MutexGuard<'_, bool>> {
+        let guard = self.paths.lock();
+        if *guard {
+            return Err(StorageError::Retired {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(guard)
+    }
+
     fn check_failure(&self) -> Result<()> {
+        if *self.paths.lock() {
+            return Err(StorageError::Retired {
+                dir: self.dir.clone(),
+            });
+        }
         match &*self.failure.lock() {
             None => Ok(()),
             Some(reason) => Err(StorageError::Failed {
@@ -928,8 +965,9 @@ impl PartitionLog {
         err
     }
 
-    /// Deletes a segment's three files, failing on the first that cannot be removed.
-    fn delete_segment_files(&self, base: u64) -> Result<()> {
+    /// Deletes a segment's three files, failing on the first that cannot be removed. The caller
+    /// holds the path guard.
+    fn unlink_segment_files(&self, base: u64) -> Result<()> {
         for ext in [TIME_INDEX_EXT, OFFSET_INDEX_EXT, LOG_EXT] {
             let path = segment_path(&self.dir, base, ext);
             match fs::remove_file(&path) {
@@ -941,7 +979,11 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Deletes a segment's files, logging (not failing on) errors; nothing once retired.
     fn remove_segment_files(&self, base: u64) {
+        let Ok(_paths) = self.paths() else {
+            return;
+        };
         for ext in [LOG_EXT, OFFSET_INDEX_EXT, TIME_INDEX_EXT] {
             let path = segment_path(&self.dir, base, ext);
             if let Err(err) = fs::remove_file(&path)

@@ -240,3 +240,55 @@ async fn damaged_topic_metadata_stops_start_up_with_a_pathless_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_deleted_under_load_and_created_again_starts_empty() {
+    use std::sync::Arc;
+
+    use rivulet_broker::{ProduceRecord, ProduceRequest};
+
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Arc::new(open(dir.path()).await);
+    // Tiny segments, so the producers roll segments (creating files by path) all the time.
+    let config = TopicConfig::default().with_segment_bytes(1024);
+    broker.create_topic("t", 1, config.clone()).await.unwrap();
+
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let broker = Arc::clone(&broker);
+            tokio::spawn(async move {
+                // Bounded: until the topic is gone, and never more than 2,000 requests.
+                for i in 0..2_000 {
+                    let request = ProduceRequest::records(
+                        "t",
+                        vec![ProduceRecord::value(format!(
+                            "old-{p}-{i}-{}",
+                            "x".repeat(200)
+                        ))],
+                    );
+                    if let Err(err) = broker.produce(request).await {
+                        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    broker.delete_topic("t").await.unwrap();
+    broker.create_topic("t", 1, config).await.unwrap();
+    for producer in producers {
+        producer.await.unwrap();
+    }
+
+    // Nothing of the old topic reached the new one: no records, no segment files but its own.
+    let reply = broker.describe_topic("t").unwrap();
+    assert_eq!(reply.partitions[0].log_end_offset, 0);
+    let partition_dir = dir.path().join("topics").join("t").join("0");
+    let logs: Vec<_> = entries(&partition_dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".log"))
+        .collect();
+    assert_eq!(logs, vec![format!("{:020}.log", 0)]);
+    broker.shutdown().await.unwrap();
+}

@@ -10,5 +10,6 @@ mod edges;
 mod fixture;
 mod group_commit;
 mod model;
+mod retire;
 mod scenarios;
 mod smoke;
