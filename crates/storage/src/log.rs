@@ -384,7 +384,10 @@ impl PartitionLog {
     fn roll_locked(&self, state: &mut LogState) -> Result<()> {
         let _paths = self.paths()?;
         let base = state.active.next_offset;
-        // Create the new segment first: if the disk is full, the old one stays active, intact.
+        // Sync the old segment before the new one exists: once a later segment is on disk, this
+        // one is sealed, and recovery never cuts a sealed segment, so its bytes must be whole.
+        state.active.sync().map_err(|err| self.note_failure(err))?;
+        // Then create the new segment: if the disk is full, the old one stays active, intact.
         let next = ActiveSegment::create(
             &self.dir,
             base,
