@@ -114,7 +114,9 @@ impl Broker {
             if response.read.byte_len() >= request.min_bytes.max(1) || Instant::now() >= deadline {
                 return Ok(response);
             }
-            if signal.borrow_and_update().closed {
+            // `borrow`, not `borrow_and_update`: an append that landed after the read must
+            // still make `changed()` below return at once.
+            if signal.borrow().closed {
                 return self.closed_reply(&request.topic, response);
             }
             match tokio::time::timeout_at(deadline, signal.changed()).await {
