@@ -6,11 +6,13 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Largest request message accepted, in bytes; larger ones are refused with
-    /// `RESOURCE_EXHAUSTED` before any handler runs. Default 16 MiB.
+    /// Largest request message accepted, in bytes; larger ones are refused by the codec before
+    /// any handler runs (tonic reports this as `OUT_OF_RANGE`, "decoded message length too
+    /// large"). Default 16 MiB.
     pub max_request_bytes: usize,
-    /// Largest response message sent, in bytes. A fetch whose reply would be larger fails with
-    /// `RESOURCE_EXHAUSTED`; ask for a smaller `max_bytes`. Default 256 MiB.
+    /// Largest response message sent, in bytes. A fetch whose reply would be larger fails (with
+    /// tonic's `OUT_OF_RANGE`, "encoded message length too large"); ask for a smaller
+    /// `max_bytes`. Default 256 MiB.
     pub max_response_bytes: usize,
     /// Responses a subscription or produce stream may have queued for a client that is not
     /// reading; once full, the server stops reading the log (or the client's requests) for

@@ -105,11 +105,12 @@ impl Subscription {
             match self.reply(offset, &fetched) {
                 Ok(Some((reply, next))) => {
                     tokio::select! {
+                        biased;
+                        _ = stop.wait_for(|stopping| *stopping) => break,
                         sent = tx.send(Ok(reply)) => if sent.is_err() {
                             debug!(offset, "client went away");
                             return;
                         },
-                        _ = stop.wait_for(|stopping| *stopping) => break,
                     }
                     offset = next;
                 }
@@ -121,15 +122,18 @@ impl Subscription {
             }
 
             let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stopping| *stopping) => break,
                 next = self.read(offset, POLL_WAIT) => next,
                 () = tx.closed() => {
                     debug!(offset, "client went away");
                     return;
                 }
-                _ = stop.wait_for(|stopping| *stopping) => break,
             };
             match next {
                 Ok(next) => fetched = next,
+                // The broker refuses reads once shutdown has begun; end with the resume hint.
+                Err(_) if *stop.borrow() => break,
                 Err(err) => {
                     let _ = tx.send(Err(err.into())).await;
                     return;

@@ -1,1 +1,8 @@
-//! Integration tests: placeholder
+//! End-to-end tests of the gRPC server: a real tonic server on 127.0.0.1 port 0, real clients,
+//! a broker in a temporary directory.
+
+mod bc_14;
+mod data_path;
+mod errors;
+mod harness;
+mod streams;
