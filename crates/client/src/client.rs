@@ -3,13 +3,14 @@
 //!
 //! Owns the gRPC channel (which reconnects on its own after a failure) and the partition count
 //! of each topic seen so far. The cache is only ever refreshed by asking the server; an entry
-//! is dropped when the server says a topic or partition does not exist, so a deleted or
-//! re-created topic is looked up again on next use. The cache lock is a plain mutex held for a
+//! is dropped when the server says a topic or partition does not exist, is refreshed when a
+//! caller names a partition past it, and expires after five minutes, so a deleted or
+//! re-created topic is looked up again. The cache lock is a plain mutex held for a
 //! map lookup or insert, never across an `.await`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rivulet_proto::v1;
 use rivulet_proto::v1::admin_client::AdminClient;
@@ -24,6 +25,10 @@ use crate::producer::ProducerBuilder;
 
 /// How long the first connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a cached partition count is trusted before it is looked up again, so a producer
+/// notices a topic re-created with more partitions even when nothing fails.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// Largest message the client accepts: the server's 64 MiB fetch bound plus framing.
 const MAX_DECODING_MESSAGE_SIZE: usize = 80 << 20;
@@ -51,8 +56,8 @@ pub struct Client {
 struct Inner {
     address: String,
     channel: Channel,
-    /// Partition count per topic, as last reported by the server.
-    partitions: Mutex<HashMap<String, u32>>,
+    /// Partition count per topic, as last reported by the server, and when it was.
+    partitions: Mutex<HashMap<String, (u32, Instant)>>,
 }
 
 impl Client {
@@ -125,9 +130,11 @@ impl Client {
         AdminClient::new(self.inner.channel.clone())
     }
 
-    /// The partition count of `topic`, from the cache or else from DescribeTopic.
+    /// The partition count of `topic`, from the cache if it is fresh, else from DescribeTopic.
     pub(crate) async fn partition_count(&self, topic: &str) -> Result<u32, ClientError> {
-        if let Some(&count) = self.cache().get(topic) {
+        if let Some(&(count, at)) = self.cache().get(topic)
+            && at.elapsed() < METADATA_MAX_AGE
+        {
             return Ok(count);
         }
         self.refresh_partition_count(topic).await
@@ -149,7 +156,8 @@ impl Client {
             }
         };
         let count = u32::try_from(reply.partitions.len()).unwrap_or(u32::MAX);
-        self.cache().insert(topic.to_owned(), count);
+        self.cache()
+            .insert(topic.to_owned(), (count, Instant::now()));
         debug!(topic, partitions = count, "topic metadata refreshed");
         Ok(count)
     }
@@ -159,7 +167,7 @@ impl Client {
         self.cache().remove(topic);
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, u32>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u32, Instant)>> {
         // A panic while holding this lock cannot leave the map half-updated, so a poisoned
         // lock is still usable.
         self.inner

@@ -272,7 +272,11 @@ impl Producer {
         }
         let permit = self.reserve(&record.topic, size).await?;
 
-        let partitions = shared.client.partition_count(&record.topic).await?;
+        let mut partitions = shared.client.partition_count(&record.topic).await?;
+        if record.partition.is_some_and(|p| p >= partitions) {
+            // The cached count may predate the topic being re-created with more partitions.
+            partitions = shared.client.refresh_partition_count(&record.topic).await?;
+        }
         let partition = match (record.partition, &record.key) {
             (Some(p), _) if p >= partitions => {
                 return Err(ClientError::UnknownPartition {

@@ -20,16 +20,27 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServeError>>>,
     dir: Arc<tempfile::TempDir>,
+    configure: fn(BrokerConfig) -> BrokerConfig,
 }
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let dir = Arc::new(tempfile::tempdir().unwrap());
-        Self::start_on(dir, "127.0.0.1:0".parse().unwrap()).await
+        Self::start_with(|config| config).await
     }
 
-    async fn start_on(dir: Arc<tempfile::TempDir>, addr: SocketAddr) -> TestServer {
-        let broker = Arc::new(Broker::open(BrokerConfig::new(dir.path())).await.unwrap());
+    /// A server whose broker settings `configure` adjusts.
+    pub async fn start_with(configure: fn(BrokerConfig) -> BrokerConfig) -> TestServer {
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        Self::start_on(dir, "127.0.0.1:0".parse().unwrap(), configure).await
+    }
+
+    async fn start_on(
+        dir: Arc<tempfile::TempDir>,
+        addr: SocketAddr,
+        configure: fn(BrokerConfig) -> BrokerConfig,
+    ) -> TestServer {
+        let config = configure(BrokerConfig::new(dir.path()));
+        let broker = Arc::new(Broker::open(config).await.unwrap());
         let listener = bind(addr).await;
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -46,6 +57,7 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
             dir,
+            configure,
         }
     }
 
@@ -70,7 +82,7 @@ impl TestServer {
 
     /// A new server on this one's data directory and port; call [`TestServer::stop`] first.
     pub async fn restart(&self) -> TestServer {
-        Self::start_on(Arc::clone(&self.dir), self.addr).await
+        Self::start_on(Arc::clone(&self.dir), self.addr, self.configure).await
     }
 }
 

@@ -346,3 +346,99 @@ async fn retries_carry_a_load_across_a_server_restart() {
     println!("{stored} records stored for 3000 sent: {duplicates} duplicates from retried batches");
     assert_eq!(stored, 3000 + duplicates);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_records_stick_to_one_partition_per_batch() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "keyless", 4).await;
+
+    // One long linger: every record joins the same open batch, so the same partition.
+    let producer = client.producer().linger(Duration::from_secs(600)).build();
+    let mut deliveries = Vec::new();
+    for i in 0..100 {
+        let record = ProducerRecord::new("keyless").value(format!("{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    let mut partitions = std::collections::HashSet::new();
+    for delivery in deliveries {
+        partitions.insert(delivery.await.unwrap().partition());
+    }
+    assert_eq!(partitions.len(), 1, "one batch spread over {partitions:?}");
+
+    // Small batches: each closed batch moves keyless records to a new random partition.
+    let producer = client.producer().batch_bytes(200).build();
+    let mut partitions = std::collections::HashSet::new();
+    let mut deliveries = Vec::new();
+    for i in 0..400 {
+        let record = ProducerRecord::new("keyless").value(format!("{i:0>20}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        partitions.insert(delivery.await.unwrap().partition());
+    }
+    assert!(partitions.len() > 1, "every batch went to {partitions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_server_is_retried_after_its_hint() {
+    let server = TestServer::start_with(|config| {
+        config
+            .with_max_in_flight_bytes(1)
+            .with_busy_retry_after(Duration::from_millis(20))
+    })
+    .await;
+    let client = server.client().await;
+    create_topic(&client, "busy", 6).await;
+    let producer = client
+        .producer()
+        .max_in_flight(6)
+        .retry_backoff(Duration::from_millis(1), Duration::from_millis(50))
+        .build();
+
+    let mut deliveries = Vec::new();
+    for i in 0..600 {
+        let record = ProducerRecord::new("busy")
+            .key(format!("k{i}"))
+            .value(vec![1u8; 200]);
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.expect("a busy refusal was not retried");
+    }
+    let rejections = server.broker.metrics().busy_rejections;
+    println!("{rejections} busy refusals retried");
+    assert!(rejections > 0, "the server was never busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_is_refreshed_when_a_topic_comes_back_larger() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "regrown", 2).await;
+    let producer = client.producer().build();
+    let first = ProducerRecord::new("regrown").partition(1).value("a");
+    producer.send(first).await.unwrap().await.unwrap();
+
+    // Another client re-creates the topic with more partitions behind the producer's back.
+    let other = server.client().await;
+    other.admin().delete_topic("regrown").await.unwrap();
+    create_topic(&other, "regrown", 5).await;
+
+    let offset = producer
+        .send(ProducerRecord::new("regrown").partition(4).value("b"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!((offset.partition(), offset.offset()), (4, 0));
+    let key = "moved-key";
+    let offset = producer
+        .send(ProducerRecord::new("regrown").key(key).value("c"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(offset.partition(), partition_for_key(key.as_bytes(), 5));
+}
