@@ -309,3 +309,40 @@ async fn no_committed_offset_with_the_fail_policy_is_an_error() {
     let err = groupless.subscribe(["strict"]).await.unwrap_err();
     assert!(matches!(err, ClientError::NoGroup { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_rides_out_a_server_restart() {
+    let mut server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "outage", 1).await;
+    let producer = client.producer().build();
+    produce(&producer, "outage", 0, 10).await;
+
+    let mut consumer = client
+        .consumer()
+        .offset_reset(OffsetReset::Earliest)
+        .build();
+    consumer.assign([TopicPartition::new("outage", 0)]);
+    let records = poll_until(&mut consumer, 10, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 10);
+
+    server.stop().await;
+    // An unreachable server is not an error for poll: it returns nothing and tries again.
+    assert!(
+        consumer
+            .poll(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let _server = server.restart().await;
+
+    produce(&producer, "outage", 0, 10).await;
+    let records = poll_until(&mut consumer, 10, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let offsets: Vec<u64> = records.iter().map(|r| r.offset()).collect();
+    assert_eq!(offsets, (10..20).collect::<Vec<_>>());
+}

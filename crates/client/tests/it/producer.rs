@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rivulet_client::{
-    ClientError, Compression, DeliveryFuture, OffsetReset, Producer, ProducerRecord, TopicPartition,
+    ClientError, Compression, DeliveryFuture, Durability, OffsetReset, Producer, ProducerRecord,
+    TopicPartition,
 };
 use rivulet_format::{decode_batch, partition_for_key};
 
@@ -51,7 +52,11 @@ async fn keyed_records_land_on_murmur2_partitions() {
     let server = TestServer::start().await;
     let client = server.client().await;
     create_topic(&client, "keyed", 7).await;
-    let producer = client.producer().linger(Duration::from_millis(2)).build();
+    let producer = client
+        .producer()
+        .linger(Duration::from_millis(2))
+        .durability(Durability::Written)
+        .build();
 
     let mut deliveries = Vec::new();
     for i in 0..200 {
