@@ -2,6 +2,8 @@
 //! broker. The broker's own limits (record and batch sizes per topic, bytes in flight) are
 //! set on the broker; these bound what the transport accepts and buffers.
 
+use std::time::Duration;
+
 /// Limits of the gRPC layer. Build with [`ServerConfig::default`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -18,6 +20,9 @@ pub struct ServerConfig {
     /// reading; once full, the server stops reading the log (or the client's requests) for
     /// that stream only. Default 8.
     pub stream_buffer: usize,
+    /// How long, after the shutdown future completes and the broker has stopped, connections
+    /// may take to close before the server drops them. Default 10 s.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -26,6 +31,7 @@ impl Default for ServerConfig {
             max_request_bytes: 16 << 20,
             max_response_bytes: 256 << 20,
             stream_buffer: 8,
+            drain_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -40,6 +46,12 @@ impl ServerConfig {
     /// Sets [`ServerConfig::max_response_bytes`].
     pub fn with_max_response_bytes(mut self, bytes: usize) -> Self {
         self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Sets [`ServerConfig::drain_timeout`].
+    pub fn with_drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
         self
     }
 

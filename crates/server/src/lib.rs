@@ -17,7 +17,8 @@
 //! Shutdown: when the shutdown future completes, health reports NOT_SERVING, running
 //! subscriptions end with `UNAVAILABLE` (naming the offset to resume from), the broker is shut
 //! down (waiting fetches return what they have, running requests finish, logs are flushed and
-//! marked clean), and then the transport stops accepting and drains its connections.
+//! marked clean), and then the transport stops accepting and drains its connections, dropping
+//! any still open after [`ServerConfig::drain_timeout`].
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -49,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tracing::{debug_span, error, info};
+use tracing::{debug_span, error, info, warn};
 
 pub use config::ServerConfig;
 
@@ -134,6 +135,7 @@ async fn run(
         .max_decoding_message_size(config.max_request_bytes)
         .max_encoding_message_size(config.max_response_bytes);
 
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         info!("shutting down: ending subscriptions, finishing running requests");
@@ -145,17 +147,33 @@ async fn run(
         if let Err(err) = broker.shutdown().await {
             error!(error = %err, "broker did not shut down cleanly");
         }
+        let _ = drain_tx.send(());
+    };
+    // A client that never answers the transport's goodbye must not hold the process forever;
+    // by the time this runs the broker has flushed and closed every log.
+    let drain_timeout = config.drain_timeout;
+    let drain_deadline = async move {
+        if drain_rx.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
     };
 
     info!(%local_addr, "serving gRPC");
-    Server::builder()
+    let transport = Server::builder()
         .tcp_nodelay(true)
         .trace_fn(|request| debug_span!("rpc", path = %request.uri().path()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(log)
         .add_service(admin)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
-        .await
-        .map_err(ServeError::Transport)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal);
+    tokio::select! {
+        result = transport => result.map_err(ServeError::Transport),
+        () = drain_deadline => {
+            warn!(?drain_timeout, "connections still open after the drain timeout; closing them");
+            Ok(())
+        }
+    }
 }

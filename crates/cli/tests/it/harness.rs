@@ -1,0 +1,99 @@
+//! Starts `rivulet serve` as a child process and connects gRPC clients to it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use rivulet_proto::v1::admin_client::AdminClient;
+use rivulet_proto::v1::log_client::LogClient;
+use tonic::transport::Channel;
+
+/// A running `rivulet serve`.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub log_file: PathBuf,
+    child: Child,
+}
+
+impl Server {
+    /// Starts the binary on a free port with data in `data_dir`; its log goes to `log_file`.
+    pub fn start(data_dir: &Path, log_file: PathBuf) -> Server {
+        let log = std::fs::File::create(&log_file).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .env("RIVULET_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.parse().unwrap();
+            }
+        };
+        Server {
+            addr,
+            log_file,
+            child,
+        }
+    }
+
+    pub async fn clients(&self) -> (LogClient<Channel>, AdminClient<Channel>) {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        (LogClient::new(channel.clone()), AdminClient::new(channel))
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a graceful exit.
+    pub async fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM; its log:\n{}",
+                self.log()
+            );
+            // Async, so clients still open on this runtime can answer the server's goodbye.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,10 @@
+//! Tests of the real `rivulet` binary, run as a child process on 127.0.0.1 port 0.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "helpers shared by the tests panic on any unexpected failure, like the tests"
+)]
+
+mod harness;
+mod python_client;
+mod restart;
