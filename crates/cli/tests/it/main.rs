@@ -5,6 +5,7 @@
     reason = "helpers shared by the tests panic on any unexpected failure, like the tests"
 )]
 
+mod crash_loop;
 mod harness;
 mod python_client;
 mod restart;
