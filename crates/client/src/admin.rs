@@ -117,6 +117,8 @@ impl Admin {
             segment_bytes: config.segment_bytes,
             max_record_bytes: config.max_record_bytes,
             max_batch_bytes: config.max_batch_bytes,
+            durability_policy: DurabilityPolicy::from_wire(config.durability_policy),
+            sync_interval_ms: config.sync_interval_ms,
             partitions: reply
                 .partitions
                 .into_iter()
@@ -226,6 +228,53 @@ impl NewTopic {
         self.config.max_batch_bytes = Some(bytes);
         self
     }
+
+    /// When data produced with [`Durability::Written`](crate::Durability::Written) is synced.
+    pub fn durability_policy(mut self, policy: DurabilityPolicy) -> Self {
+        self.config.durability_policy = policy.to_wire() as i32;
+        self
+    }
+
+    /// The interval of [`DurabilityPolicy::SyncInterval`], in milliseconds; ignored by the
+    /// other policies.
+    pub fn sync_interval_ms(mut self, ms: u64) -> Self {
+        self.config.sync_interval_ms = Some(ms);
+        self
+    }
+}
+
+/// When a topic syncs data produced with [`Durability::Written`](crate::Durability::Written);
+/// durable produces are always synced before they are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DurabilityPolicy {
+    /// Every produce is treated as durable, whatever it asks for.
+    AlwaysDurable,
+    /// Unsynced data is synced in the background once it is `sync_interval_ms` old. The
+    /// server's default, with 1000 ms.
+    SyncInterval,
+    /// Only durable produces sync; the operating system writes the rest back when it chooses.
+    OsDecides,
+}
+
+impl DurabilityPolicy {
+    fn to_wire(self) -> v1::DurabilityPolicy {
+        match self {
+            DurabilityPolicy::AlwaysDurable => v1::DurabilityPolicy::AlwaysDurable,
+            DurabilityPolicy::SyncInterval => v1::DurabilityPolicy::SyncInterval,
+            DurabilityPolicy::OsDecides => v1::DurabilityPolicy::OsDecides,
+        }
+    }
+
+    /// The policy a DescribeTopic reply names; `None` when unset or unknown to this client.
+    fn from_wire(value: i32) -> Option<Self> {
+        match v1::DurabilityPolicy::try_from(value).ok()? {
+            v1::DurabilityPolicy::AlwaysDurable => Some(DurabilityPolicy::AlwaysDurable),
+            v1::DurabilityPolicy::SyncInterval => Some(DurabilityPolicy::SyncInterval),
+            v1::DurabilityPolicy::OsDecides => Some(DurabilityPolicy::OsDecides),
+            v1::DurabilityPolicy::Unspecified => None,
+        }
+    }
 }
 
 /// A topic's name and partition count.
@@ -257,6 +306,8 @@ pub struct TopicDescription {
     segment_bytes: Option<u64>,
     max_record_bytes: Option<u32>,
     max_batch_bytes: Option<u32>,
+    durability_policy: Option<DurabilityPolicy>,
+    sync_interval_ms: Option<u64>,
     partitions: Vec<PartitionDescription>,
 }
 
@@ -294,6 +345,17 @@ impl TopicDescription {
     /// Largest batch accepted.
     pub fn max_batch_bytes(&self) -> Option<u32> {
         self.max_batch_bytes
+    }
+
+    /// When data produced with [`Durability::Written`](crate::Durability::Written) is synced;
+    /// `None` if the server named a policy this client does not know.
+    pub fn durability_policy(&self) -> Option<DurabilityPolicy> {
+        self.durability_policy
+    }
+
+    /// The sync interval of [`DurabilityPolicy::SyncInterval`].
+    pub fn sync_interval_ms(&self) -> Option<u64> {
+        self.sync_interval_ms
     }
 
     /// Each partition, in order.

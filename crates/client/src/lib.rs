@@ -58,8 +58,8 @@ mod record;
 mod retry;
 
 pub use admin::{
-    Admin, ConsumerGroup, GroupPartition, NewTopic, PartitionDescription, TopicDescription,
-    TopicSummary,
+    Admin, ConsumerGroup, DurabilityPolicy, GroupPartition, NewTopic, PartitionDescription,
+    TopicDescription, TopicSummary,
 };
 pub use client::Client;
 pub use consumer::{CommitHandle, Consumer, ConsumerBuilder, OffsetReset};

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use rivulet_client::{ClientError, NewTopic, OffsetReset, ProducerRecord, TopicPartition};
+use rivulet_client::{
+    ClientError, DurabilityPolicy, NewTopic, OffsetReset, ProducerRecord, TopicPartition,
+};
 
 use crate::harness::{TestServer, poll_until};
 
@@ -101,6 +103,47 @@ async fn topics_and_groups_round_trip() {
     assert!(matches!(err, ClientError::NotFound { .. }), "{err:?}");
     let err = admin.delete_topic("alpha").await.unwrap_err();
     assert!(matches!(err, ClientError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_topic_setting_round_trips() {
+    let server = TestServer::start().await;
+    let admin = server.client().await.admin();
+
+    admin
+        .create_topic(
+            NewTopic::new("tuned", 2)
+                .retention_ms(3_600_000)
+                .retention_bytes(1 << 30)
+                .segment_bytes(1 << 20)
+                .max_record_bytes(2048)
+                .max_batch_bytes(1 << 16)
+                .durability_policy(DurabilityPolicy::SyncInterval)
+                .sync_interval_ms(250),
+        )
+        .await
+        .unwrap();
+    admin
+        .create_topic(NewTopic::new("careful", 1).durability_policy(DurabilityPolicy::OsDecides))
+        .await
+        .unwrap();
+
+    let tuned = admin.describe_topic("tuned").await.unwrap();
+    assert_eq!(tuned.retention_ms(), Some(3_600_000));
+    assert_eq!(tuned.retention_bytes(), Some(1 << 30));
+    assert_eq!(tuned.segment_bytes(), Some(1 << 20));
+    assert_eq!(tuned.max_record_bytes(), Some(2048));
+    assert_eq!(tuned.max_batch_bytes(), Some(1 << 16));
+    assert_eq!(
+        tuned.durability_policy(),
+        Some(DurabilityPolicy::SyncInterval)
+    );
+    assert_eq!(tuned.sync_interval_ms(), Some(250));
+    let careful = admin.describe_topic("careful").await.unwrap();
+    assert_eq!(
+        careful.durability_policy(),
+        Some(DurabilityPolicy::OsDecides)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
