@@ -13,7 +13,8 @@
 //!   background syncing and retention, shutdown.
 //! - `produce`: [`ProduceRequest`], size checks, partition choice, appends.
 //! - `fetch`: [`FetchRequest`], long-poll, [`OffsetSpec`] lookups.
-//! - `groups`: the consumer-group API; `group_offsets`: the offsets log and its compaction.
+//! - `groups`: the consumer-group API; `group_offsets`: the offsets log and its compaction;
+//!   `membership`: group members, partition assignment and hand-over, fencing.
 //! - `topic`: a live topic, its partitions and the signal that wakes waiting fetches.
 //! - `topic_name`: the naming and collision rules.
 //! - `metadata`: the topic metadata file.
@@ -48,6 +49,7 @@ mod error;
 mod fetch;
 mod group_offsets;
 mod groups;
+mod membership;
 mod metadata;
 mod produce;
 mod topic;
@@ -61,6 +63,11 @@ pub use group_offsets::{
     CommittedOffset, MAX_COMMIT_METADATA_BYTES, MAX_GROUP_NAME_BYTES, OffsetCommit,
 };
 pub use groups::PartitionLag;
+pub use membership::{
+    Assignment, AssignmentStrategy, DEFAULT_REBALANCE_TIMEOUT, DEFAULT_SESSION_TIMEOUT,
+    GroupMembers, GroupMembership, Heartbeat, MemberDescription, MembershipError,
+    MembershipTimeouts, TopicPartition, assign,
+};
 pub use produce::{Appended, ProduceRecord, ProduceRequest, ProduceResponse};
 pub use rivulet_storage::LogRead;
 pub use topic_name::{INTERNAL_TOPIC_PREFIX, MAX_TOPIC_NAME_LEN};
