@@ -41,6 +41,7 @@ use crate::admission::Admission;
 use crate::config::{BrokerConfig, DurabilityPolicy, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group_offsets::GroupOffsets;
+use crate::membership::GroupMembers;
 use crate::metadata::{self, TopicMetadata};
 use crate::topic::{Partition, Topic};
 use crate::topic_name::{collision_key, validate_topic_name, validate_user_topic_name};
@@ -66,6 +67,8 @@ pub(crate) struct Shared {
     pub(crate) offsets: RwLock<Option<Arc<GroupOffsets>>>,
     pub(crate) admission: Admission,
     pub(crate) metrics: Counters,
+    /// Consumer-group membership, by group name; a group with no members has no entry.
+    pub(crate) groups: Mutex<BTreeMap<String, Arc<Mutex<GroupMembers>>>>,
 }
 
 /// Paths inside the data directory.
@@ -194,6 +197,7 @@ impl Broker {
             admin: tokio::sync::Mutex::new(()),
             offsets: RwLock::new(Some(Arc::new(offsets))),
             metrics: Counters::default(),
+            groups: Mutex::new(BTreeMap::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let background = tokio::spawn(background_task(Arc::clone(&shared), stop_rx));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rivulet_storage::{FlushPolicy, LogConfig, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 
 use crate::error::{BrokerError, Result};
+use crate::membership::MembershipTimeouts;
 
 /// Smallest batch the storage engine accepts: one batch header.
 const MIN_BATCH_BYTES: u32 = rivulet_format::header::BATCH_HEADER_LEN as u32;
@@ -207,6 +208,8 @@ pub struct BrokerConfig {
     /// Compact the group offsets log once it holds this many bytes (and at least twice the size
     /// of its last snapshot). Default 16 MiB.
     pub offsets_compact_bytes: u64,
+    /// Consumer-group member session timeout and revocation deadline. Default 10 s and 30 s.
+    pub group_timeouts: MembershipTimeouts,
 }
 
 impl BrokerConfig {
@@ -220,6 +223,7 @@ impl BrokerConfig {
             flush_check_interval: Duration::from_millis(100),
             retention_check_interval: Duration::from_secs(30),
             offsets_compact_bytes: 16 << 20,
+            group_timeouts: MembershipTimeouts::default(),
         }
     }
 
@@ -250,6 +254,12 @@ impl BrokerConfig {
     /// Sets [`BrokerConfig::retention_check_interval`].
     pub fn with_retention_check_interval(mut self, every: Duration) -> Self {
         self.retention_check_interval = every;
+        self
+    }
+
+    /// Sets [`BrokerConfig::group_timeouts`].
+    pub fn with_group_timeouts(mut self, timeouts: MembershipTimeouts) -> Self {
+        self.group_timeouts = timeouts;
         self
     }
 

@@ -8,6 +8,8 @@
 
 use rivulet_format::FormatError;
 use rivulet_storage::StorageError;
+
+use crate::membership::MembershipError;
 use tracing::error;
 
 /// How a caller should treat an error; a network layer maps each kind to one status code.
@@ -28,6 +30,9 @@ pub enum ErrorKind {
     DataLoss,
     /// An internal failure, such as an I/O error other than a full disk.
     Internal,
+    /// The request conflicts with the consumer group's state: the member was removed, or no
+    /// longer owns the partition, or the group has live members.
+    FailedPrecondition,
 }
 
 /// Everything a broker operation can fail with.
@@ -207,6 +212,9 @@ pub enum BrokerError {
     /// The broker is shutting down and accepts no new requests.
     #[error("broker is shutting down")]
     ShuttingDown,
+    /// A consumer-group membership rule refused a heartbeat or commit.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
     /// An internal failure, such as an I/O error other than a full disk.
     #[error("internal error in {scope}: {detail}")]
     Internal {
@@ -240,6 +248,7 @@ impl BrokerError {
             }
             BrokerError::Corrupt { .. } => ErrorKind::DataLoss,
             BrokerError::Internal { .. } => ErrorKind::Internal,
+            BrokerError::Membership(_) => ErrorKind::FailedPrecondition,
         }
     }
 

@@ -7,6 +7,8 @@
 //! consumer then gets an out-of-range error on fetch and resets). A commit is acknowledged only
 //! once it is fsynced.
 
+use std::time::Instant;
+
 use tracing::instrument;
 
 use crate::broker::{Broker, blocking, now_ms};
@@ -14,6 +16,7 @@ use crate::error::{BrokerError, Result};
 use crate::group_offsets::{
     CommittedOffset, MAX_COMMIT_METADATA_BYTES, MAX_GROUP_NAME_BYTES, OffsetCommit,
 };
+use crate::membership::MembershipError;
 
 /// Lag of a group on one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,17 +36,58 @@ pub struct PartitionLag {
     pub lag: u64,
 }
 
+/// Who commits: a member of the group, whose ownership of every partition committed is
+/// checked, or (the default) a client outside group membership, allowed only while the group
+/// has no live members.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Committer {
+    /// The member id the group gave the committer.
+    pub member_id: Option<String>,
+    /// The generation of the assignment the committer works from, when it says.
+    pub generation: Option<u64>,
+}
+
+impl Committer {
+    /// A member of the group, optionally stating its generation.
+    pub fn member(member_id: impl Into<String>, generation: Option<u64>) -> Self {
+        Committer {
+            member_id: Some(member_id.into()),
+            generation,
+        }
+    }
+}
+
 impl Broker {
-    /// Commits offsets for `group`, all in one durable write.
+    /// Commits offsets for `group`, all in one durable write, as a client outside group
+    /// membership; see [`Broker::commit_offsets_as`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Broker::commit_offsets_as`].
+    pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
+        self.commit_offsets_as(group, &Committer::default(), commits)
+            .await
+    }
+
+    /// Commits offsets for `group`, all in one durable write, after checking that `committer`
+    /// may: a member must be in the group and hold every partition it commits; a committer
+    /// without a member id may commit only while the group has no live members.
     ///
     /// # Errors
     ///
     /// [`BrokerError::InvalidArgument`] for an empty or over-long group name or metadata
     /// string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
-    /// [`BrokerError::InvalidCommitOffset`] for a negative offset or one past the log end.
-    /// Nothing is stored unless every entry is valid.
+    /// [`BrokerError::InvalidCommitOffset`] for a negative offset or one past the log end;
+    /// [`BrokerError::Membership`] when membership refuses the committer. Nothing is stored
+    /// unless every entry is valid.
     #[instrument(skip_all, fields(group))]
-    pub async fn commit_offsets(&self, group: &str, commits: Vec<OffsetCommit>) -> Result<()> {
+    pub async fn commit_offsets_as(
+        &self,
+        group: &str,
+        committer: &Committer,
+        commits: Vec<OffsetCommit>,
+    ) -> Result<()> {
         let _ticket = self.shared.admission.admit(0)?;
         validate_group(group)?;
         let mut entries = Vec::with_capacity(commits.len());
@@ -80,8 +124,36 @@ impl Broker {
             entries.push((commit.topic, commit.partition, offset, commit.metadata));
         }
         let offsets = self.offsets()?;
+        let members = self.group_members(group);
+        if members.is_none() && committer.member_id.is_some() {
+            return Err(MembershipError::UnknownMember {
+                group: group.to_owned(),
+                member_id: committer.member_id.clone().unwrap_or_default(),
+            }
+            .into());
+        }
+        let committer = committer.clone();
+        let timeouts = self.shared.config.group_timeouts;
         let group = group.to_owned();
-        blocking(move || offsets.commit(&group, &entries, now_ms())).await
+        blocking(move || {
+            // The group's lock is held through the fsync: a partition cannot change hands
+            // between the ownership check and the write.
+            let mut members = members.as_ref().map(|m| m.lock());
+            if let Some(members) = members.as_mut() {
+                members.expire(timeouts, Instant::now());
+                members.check_commit(
+                    committer.member_id.as_deref(),
+                    committer.generation,
+                    entries
+                        .iter()
+                        .map(|(topic, partition, ..)| (topic.as_str(), *partition)),
+                )?;
+            }
+            let stored = offsets.commit(&group, &entries, now_ms());
+            drop(members);
+            stored
+        })
+        .await
     }
 
     /// Commits one offset for `group` on `topic`/`partition`; see [`Broker::commit_offsets`].
@@ -105,12 +177,14 @@ impl Broker {
     ///
     /// # Errors
     ///
+    /// [`BrokerError::InvalidArgument`] for a group name no commit can have;
     /// [`BrokerError::ShuttingDown`].
     pub fn committed_offsets(
         &self,
         group: &str,
         topic: Option<&str>,
     ) -> Result<Vec<CommittedOffset>> {
+        validate_group(group)?;
         Ok(self.offsets()?.fetch(group, topic))
     }
 
@@ -145,8 +219,10 @@ impl Broker {
     ///
     /// # Errors
     ///
+    /// [`BrokerError::InvalidArgument`] for a group name no commit can have;
     /// [`BrokerError::ShuttingDown`].
     pub fn describe_group(&self, group: &str) -> Result<Vec<PartitionLag>> {
+        validate_group(group)?;
         let committed = self.offsets()?.fetch(group, None);
         Ok(committed
             .into_iter()
@@ -165,7 +241,7 @@ impl Broker {
     }
 }
 
-fn validate_group(group: &str) -> Result<()> {
+pub(crate) fn validate_group(group: &str) -> Result<()> {
     if group.is_empty() || group.len() > MAX_GROUP_NAME_BYTES {
         return Err(BrokerError::InvalidArgument(format!(
             "group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes long"

@@ -14,7 +14,8 @@
 //! - `produce`: [`ProduceRequest`], size checks, partition choice, appends.
 //! - `fetch`: [`FetchRequest`], long-poll, [`OffsetSpec`] lookups.
 //! - `groups`: the consumer-group API; `group_offsets`: the offsets log and its compaction;
-//!   `membership`: group members, partition assignment and hand-over, fencing.
+//!   `membership`: group members, partition assignment and hand-over, fencing;
+//!   `group_coordinator`: the broker's heartbeat and leave API over `membership`.
 //! - `topic`: a live topic, its partitions and the signal that wakes waiting fetches.
 //! - `topic_name`: the naming and collision rules.
 //! - `metadata`: the topic metadata file.
@@ -47,6 +48,7 @@ mod broker;
 mod config;
 mod error;
 mod fetch;
+mod group_coordinator;
 mod group_offsets;
 mod groups;
 mod membership;
@@ -59,10 +61,11 @@ pub use broker::{Broker, BrokerMetrics, PartitionDescription, TopicDescription};
 pub use config::{BrokerConfig, Durability, DurabilityPolicy, TopicConfig};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use fetch::{FetchRequest, FetchResponse, OffsetSpec};
+pub use group_coordinator::{MAX_MEMBER_ID_BYTES, MAX_SUBSCRIBED_TOPICS};
 pub use group_offsets::{
     CommittedOffset, MAX_COMMIT_METADATA_BYTES, MAX_GROUP_NAME_BYTES, OffsetCommit,
 };
-pub use groups::PartitionLag;
+pub use groups::{Committer, PartitionLag};
 pub use membership::{
     Assignment, AssignmentStrategy, DEFAULT_REBALANCE_TIMEOUT, DEFAULT_SESSION_TIMEOUT,
     GroupMembers, GroupMembership, Heartbeat, MemberDescription, MembershipError,

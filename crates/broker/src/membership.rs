@@ -274,6 +274,16 @@ impl GroupMembers {
         &self.name
     }
 
+    /// How the group assigns partitions.
+    pub fn strategy(&self) -> AssignmentStrategy {
+        self.strategy
+    }
+
+    /// Changes the strategy; the next membership change computes the target with it.
+    pub fn set_strategy(&mut self, strategy: AssignmentStrategy) {
+        self.strategy = strategy;
+    }
+
     /// The current generation.
     pub fn generation(&self) -> u64 {
         self.generation

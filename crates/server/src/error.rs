@@ -14,6 +14,7 @@
 //! | too many bytes in flight, disk full | `RESOURCE_EXHAUSTED` | `RetryInfo` |
 //! | shutting down | `UNAVAILABLE` | `RetryInfo` |
 //! | damaged data | `DATA_LOSS` | |
+//! | group membership refuses a heartbeat or commit | `FAILED_PRECONDITION` | |
 //! | anything else | `INTERNAL` | |
 
 use std::collections::HashMap;
@@ -134,6 +135,7 @@ fn broker_status(err: BrokerError, message: String) -> Status {
                 ErrorKind::AlreadyExists => Code::AlreadyExists,
                 ErrorKind::Unavailable => Code::Unavailable,
                 ErrorKind::DataLoss => Code::DataLoss,
+                ErrorKind::FailedPrecondition => Code::FailedPrecondition,
                 _ => Code::Internal,
             };
             if code == Code::Internal {

@@ -5,6 +5,7 @@ mod backpressure;
 mod crash;
 mod disk_full;
 mod fetch;
+mod membership;
 mod offsets;
 mod partitioning;
 mod produce;
