@@ -16,6 +16,7 @@ use crate::error::{BrokerError, Result};
 use crate::groups::validate_group;
 use crate::membership::{
     Assignment, AssignmentStrategy, GroupMembers, GroupMembership, Heartbeat, MembershipError,
+    MembershipTimeouts,
 };
 use crate::topic_name::MAX_TOPIC_NAME_LEN;
 
@@ -106,6 +107,11 @@ impl Broker {
             members.expire(self.shared.config.group_timeouts, Instant::now());
             members.describe()
         }))
+    }
+
+    /// The session and rebalance timeouts of consumer groups.
+    pub fn group_timeouts(&self) -> MembershipTimeouts {
+        self.shared.config.group_timeouts
     }
 
     /// The membership state of `group`, if it ever had members.

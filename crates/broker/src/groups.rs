@@ -206,13 +206,23 @@ impl Broker {
             .find(|c| c.partition == partition))
     }
 
-    /// Every group with at least one committed offset, sorted.
+    /// Every group with at least one committed offset or a live member, sorted.
     ///
     /// # Errors
     ///
     /// [`BrokerError::ShuttingDown`].
     pub fn list_groups(&self) -> Result<Vec<String>> {
-        Ok(self.offsets()?.groups())
+        let mut groups: std::collections::BTreeSet<String> =
+            self.offsets()?.groups().into_iter().collect();
+        let timeouts = self.shared.config.group_timeouts;
+        for (name, members) in self.shared.groups.lock().iter() {
+            let mut members = members.lock();
+            members.expire(timeouts, Instant::now());
+            if !members.is_empty() {
+                groups.insert(name.clone());
+            }
+        }
+        Ok(groups.into_iter().collect())
     }
 
     /// Per partition the group has committed on: committed offset, log end and lag.

@@ -853,6 +853,7 @@ async fn commit_offsets(
                 metadata: None,
             })
             .collect(),
+        ..Default::default()
     };
     client
         .log()

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use rivulet_broker::{
-    Appended, CommittedOffset, Durability, DurabilityPolicy, OffsetCommit, PartitionDescription,
-    PartitionLag, ProduceRecord, TopicConfig, TopicDescription,
+    Appended, AssignmentStrategy, CommittedOffset, Durability, DurabilityPolicy, GroupMembership,
+    Heartbeat, OffsetCommit, PartitionDescription, PartitionLag, ProduceRecord, TopicConfig,
+    TopicDescription, TopicPartition,
 };
 use rivulet_format::Record;
 use rivulet_proto::v1;
@@ -133,6 +134,21 @@ pub(crate) fn topic_config(config: Option<v1::TopicConfig>) -> Result<TopicConfi
     let Some(config) = config else {
         return Ok(TopicConfig::default());
     };
+    // Zero durations are refused here, where the request's field names are known; the
+    // broker's own check names its settings, which are durations rather than milliseconds.
+    if config.retention_ms == Some(0) {
+        return Err(ApiError::invalid(
+            "config.retention_ms",
+            "0 is not allowed; set more than 0, or leave unset to keep forever",
+        ));
+    }
+    if config.sync_interval_ms == Some(0) {
+        return Err(ApiError::invalid(
+            "config.sync_interval_ms",
+            "0 is not allowed; set more than 0, or use DURABILITY_POLICY_ALWAYS_DURABLE to \
+             sync every produce",
+        ));
+    }
     let mut out = TopicConfig::default()
         .with_retention_age(config.retention_ms.map(Duration::from_millis))
         .with_retention_bytes(config.retention_bytes);
@@ -210,6 +226,76 @@ fn partition_info(partition: &PartitionDescription) -> v1::PartitionInfo {
         durable_offset: partition.durable_offset,
         size_bytes: partition.size_bytes,
     }
+}
+
+/// The assignment strategy a heartbeat asks for; unspecified means sticky.
+pub(crate) fn assignment_strategy(value: i32) -> Result<AssignmentStrategy, ApiError> {
+    match v1::AssignmentStrategy::try_from(value) {
+        Ok(v1::AssignmentStrategy::Unspecified | v1::AssignmentStrategy::Sticky) => {
+            Ok(AssignmentStrategy::Sticky)
+        }
+        Ok(v1::AssignmentStrategy::Range) => Ok(AssignmentStrategy::Range),
+        Ok(v1::AssignmentStrategy::RoundRobin) => Ok(AssignmentStrategy::RoundRobin),
+        Err(_) => Err(ApiError::invalid(
+            "strategy",
+            format!(
+                "{value} is not an assignment strategy; use 1 (sticky), 2 (range) or 3 (round-robin)"
+            ),
+        )),
+    }
+}
+
+/// A heartbeat request as the broker takes it.
+pub(crate) fn heartbeat(request: v1::HeartbeatRequest) -> Heartbeat {
+    Heartbeat {
+        member_id: request.member_id,
+        instance_id: request.instance_id,
+        client_host: request.client_host,
+        topics: request.topics.into_iter().collect(),
+        owned: request
+            .owned
+            .into_iter()
+            .map(|tp| TopicPartition::new(tp.topic, tp.partition))
+            .collect(),
+    }
+}
+
+/// A partition as the API names it.
+pub(crate) fn topic_partition_out(tp: TopicPartition) -> v1::TopicPartition {
+    v1::TopicPartition {
+        topic: tp.topic,
+        partition: tp.partition,
+    }
+}
+
+/// The membership half of a DescribeGroup reply: generation, strategy, members.
+pub(crate) fn group_membership(
+    membership: Option<GroupMembership>,
+) -> (u64, String, Vec<v1::GroupMember>) {
+    let Some(membership) = membership else {
+        return (
+            0,
+            AssignmentStrategy::default().name().to_owned(),
+            Vec::new(),
+        );
+    };
+    let members = membership
+        .members
+        .into_iter()
+        .map(|m| v1::GroupMember {
+            member_id: m.member_id,
+            instance_id: m.instance_id,
+            client_host: m.client_host,
+            topics: m.topics.into_iter().collect(),
+            owned: m.owned.into_iter().map(topic_partition_out).collect(),
+            target: m.target.into_iter().map(topic_partition_out).collect(),
+        })
+        .collect();
+    (
+        membership.generation,
+        membership.strategy.name().to_owned(),
+        members,
+    )
 }
 
 #[cfg(test)]

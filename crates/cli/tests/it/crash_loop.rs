@@ -245,6 +245,7 @@ async fn run_consumer(channel: Channel, ledger: Shared, mut stop: watch::Receive
                 offset: next as i64,
                 metadata: None,
             }],
+            ..Default::default()
         });
         let reply = tokio::select! {
             reply = tokio::time::timeout(RPC_TIMEOUT, commit) => reply,

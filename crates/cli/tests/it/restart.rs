@@ -93,6 +93,7 @@ async fn state_survives_sigkill_and_sigterm_restarts_without_loss_or_duplicates(
                 metadata: None,
             },
         ],
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -110,14 +110,18 @@ impl Admin for AdminService {
         request: Request<v1::DescribeGroupRequest>,
     ) -> Result<Response<v1::DescribeGroupResponse>, Status> {
         let group = request.into_inner().group;
-        let result =
-            self.state
-                .broker
-                .describe_group(&group)
-                .map(|lags| v1::DescribeGroupResponse {
-                    partitions: lags.into_iter().map(convert::partition_lag).collect(),
-                    group,
-                });
+        let broker = &self.state.broker;
+        let result = broker.describe_group(&group).and_then(|lags| {
+            let (generation, strategy, members) =
+                convert::group_membership(broker.group_membership(&group)?);
+            Ok(v1::DescribeGroupResponse {
+                partitions: lags.into_iter().map(convert::partition_lag).collect(),
+                group,
+                members,
+                generation,
+                strategy,
+            })
+        });
         respond(result.map_err(ApiError::from))
     }
 }

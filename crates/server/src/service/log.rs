@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use rivulet_broker::{Broker, FetchRequest, OffsetSpec, ProduceRequest};
+use rivulet_broker::{Broker, Committer, FetchRequest, OffsetSpec, ProduceRequest};
 use rivulet_proto::v1;
 use rivulet_proto::v1::log_server::Log;
 use rivulet_proto::v1::produce_request::Payload;
@@ -112,13 +112,61 @@ impl Log for LogService {
                 return Err(ApiError::invalid("offsets", "commit at least one offset"));
             }
             let commits = request.offsets.into_iter().map(convert::offset_commit);
+            let committer = match request.member_id {
+                Some(member_id) => Committer::member(member_id, request.generation),
+                None => Committer::default(),
+            };
             self.state
                 .broker
-                .commit_offsets(&request.group, commits.collect())
+                .commit_offsets_as(&request.group, &committer, commits.collect())
                 .await?;
             Ok(v1::CommitOffsetsResponse {})
         };
         respond(result.await)
+    }
+
+    #[instrument(name = "heartbeat", skip_all, fields(group = %request.get_ref().group))]
+    async fn heartbeat(
+        &self,
+        request: Request<v1::HeartbeatRequest>,
+    ) -> Result<Response<v1::HeartbeatResponse>, Status> {
+        let request = request.into_inner();
+        let result = (|| {
+            let strategy = convert::assignment_strategy(request.strategy)?;
+            let group = request.group.clone();
+            let assignment =
+                self.state
+                    .broker
+                    .heartbeat(&group, strategy, convert::heartbeat(request))?;
+            let interval = self.state.broker.group_timeouts().session / 3;
+            Ok(v1::HeartbeatResponse {
+                member_id: assignment.member_id,
+                generation: assignment.generation,
+                partitions: assignment
+                    .partitions
+                    .into_iter()
+                    .map(convert::topic_partition_out)
+                    .collect(),
+                pending: u32::try_from(assignment.pending).unwrap_or(u32::MAX),
+                heartbeat_interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+            })
+        })();
+        respond(result)
+    }
+
+    #[instrument(name = "leave_group", skip_all, fields(group = %request.get_ref().group))]
+    async fn leave_group(
+        &self,
+        request: Request<v1::LeaveGroupRequest>,
+    ) -> Result<Response<v1::LeaveGroupResponse>, Status> {
+        let request = request.into_inner();
+        let result = self
+            .state
+            .broker
+            .leave_group(&request.group, &request.member_id)
+            .map(|()| v1::LeaveGroupResponse {})
+            .map_err(ApiError::from);
+        respond(result)
     }
 
     #[instrument(name = "fetch_offsets", skip_all, fields(group = %request.get_ref().group))]
@@ -174,17 +222,14 @@ async fn produce(
             if raw.batches.is_empty() {
                 return Err(ApiError::invalid("batches", "send at least one batch"));
             }
-            // Appended one at a time and in order: a batch's offsets must follow the previous
-            // batch's in the same request.
-            let mut batches = Vec::with_capacity(raw.batches.len());
-            for batch in raw.batches {
-                let produce =
-                    ProduceRequest::batch(request.topic.clone(), partition, BytesMut::from(batch))
-                        .with_durability(durability);
-                let reply = broker.produce(produce).await?;
-                batches.extend(reply.appended.iter().map(convert::batch_ack));
-            }
-            Ok(v1::ProduceResponse { batches })
+            // All validated before any is stored, then appended in order.
+            let batches = raw.batches.into_iter().map(BytesMut::from).collect();
+            let produce = ProduceRequest::batches(request.topic, partition, batches)
+                .with_durability(durability);
+            let reply = broker.produce(produce).await?;
+            Ok(v1::ProduceResponse {
+                batches: reply.appended.iter().map(convert::batch_ack).collect(),
+            })
         }
     }
 }

@@ -72,6 +72,7 @@ async fn produce_fetch_commit_and_describe_round_trip() {
                 offset: 1,
                 metadata: Some("worker-1".into()),
             }],
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -191,6 +191,7 @@ async fn broken_rules_are_invalid_argument_stating_the_rule() {
                 offset: 5,
                 metadata: None,
             }],
+            ..Default::default()
         })
         .await;
     assert_status(result, Code::InvalidArgument, "cannot pass the log end");
@@ -204,6 +205,7 @@ async fn broken_rules_are_invalid_argument_stating_the_rule() {
                 offset: 0,
                 metadata: None,
             }],
+            ..Default::default()
         })
         .await;
     assert_status(

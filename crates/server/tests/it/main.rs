@@ -9,5 +9,6 @@
 mod bc_14;
 mod data_path;
 mod errors;
+mod groups;
 mod harness;
 mod streams;

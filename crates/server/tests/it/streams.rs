@@ -73,6 +73,7 @@ async fn subscribe_from_a_group_starts_at_its_committed_offset() {
                 offset: 2,
                 metadata: None,
             }],
+            ..Default::default()
         })
         .await
         .unwrap();
