@@ -5,6 +5,10 @@
     reason = "helpers shared by the tests panic on any unexpected failure, like the tests"
 )]
 
+mod cli_command;
+mod cli_errors;
+mod cli_produce_consume;
+mod cli_topic;
 mod crash_loop;
 mod harness;
 mod python_client;

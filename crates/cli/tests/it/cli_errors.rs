@@ -1,0 +1,194 @@
+//! Every error path of the client commands prints exactly one `error:` line on standard
+//! error and exits with the code the documentation gives: 2 usage, 3 not found, 4 server
+//! unreachable, 1 anything else.
+
+use crate::cli_command::{closed_port, rivulet};
+use crate::harness::Server;
+
+const USAGE: i32 = 2;
+const NOT_FOUND: i32 = 3;
+const UNREACHABLE: i32 = 4;
+const OTHER: i32 = 1;
+
+#[test]
+fn each_error_is_one_line_with_its_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path().join("server.log"));
+    let addr = server.addr;
+    rivulet(addr, &["topic", "create", "known", "-p", "2"], b"").ok();
+
+    let cases: &[(&[&str], i32, &str)] = &[
+        // Unknown topics, partitions and groups.
+        (
+            &["topic", "describe", "nope"],
+            NOT_FOUND,
+            "unknown topic \"nope\"",
+        ),
+        (&["topic", "delete", "nope"], NOT_FOUND, "unknown topic"),
+        (
+            &["consume", "nope", "--from-beginning"],
+            NOT_FOUND,
+            "unknown topic",
+        ),
+        (&["produce", "nope"], NOT_FOUND, "unknown topic"),
+        (
+            &["consume", "known", "--partition", "5"],
+            NOT_FOUND,
+            "partition 5 does not exist",
+        ),
+        (
+            &["produce", "known", "--partition", "5"],
+            NOT_FOUND,
+            "partition 5 does not exist",
+        ),
+        (
+            &["group", "describe", "ghosts"],
+            NOT_FOUND,
+            "group \"ghosts\" not found",
+        ),
+        (
+            &["group", "reset-offsets", "ghosts", "--to-earliest"],
+            NOT_FOUND,
+            "no committed offsets",
+        ),
+        // Bad flags and values, refused before anything is sent.
+        (
+            &["topic", "list", "--bogus"],
+            USAGE,
+            "unexpected argument '--bogus'",
+        ),
+        (&["consume"], USAGE, "<TOPIC>"),
+        (
+            &["topic", "create", "x", "--partitions", "many"],
+            USAGE,
+            "invalid value 'many'",
+        ),
+        (
+            &["topic", "create", "x", "--config", "colour=blue"],
+            USAGE,
+            "unknown topic setting \"colour\"",
+        ),
+        (
+            &["topic", "create", "x", "--config", "segment_bytes=huge"],
+            USAGE,
+            "invalid size \"huge\"",
+        ),
+        (
+            &[
+                "topic",
+                "create",
+                "x",
+                "--config",
+                "durability_policy=sometimes",
+            ],
+            USAGE,
+            "unknown policy",
+        ),
+        (
+            &["topic", "create", "x", "--config", "retention_ms"],
+            USAGE,
+            "KEY=VALUE",
+        ),
+        (
+            &["consume", "known", "--from-beginning", "--offset", "3"],
+            USAGE,
+            "cannot be used with",
+        ),
+        (
+            &["consume", "known", "--from-time", "yesterday"],
+            USAGE,
+            "invalid time",
+        ),
+        (
+            &["consume", "known", "--output", "xml"],
+            USAGE,
+            "invalid value 'xml'",
+        ),
+        (
+            &["produce", "known", "--key-field", "id"],
+            USAGE,
+            "--format jsonl or csv",
+        ),
+        (
+            &["group", "reset-offsets", "g"],
+            USAGE,
+            "required arguments",
+        ),
+        (
+            &[
+                "group",
+                "reset-offsets",
+                "g",
+                "--to-earliest",
+                "--to-latest",
+            ],
+            USAGE,
+            "cannot be used with",
+        ),
+        // Values the server refuses as invalid.
+        (
+            &["topic", "create", "x", "--config", "segment_bytes=5"],
+            USAGE,
+            "segment_bytes",
+        ),
+        (&["topic", "create", "bad name!"], USAGE, "invalid argument"),
+        // Anything else.
+        (&["topic", "create", "known"], OTHER, "already exists"),
+        (
+            &["consume", "known", "--partition", "0", "--offset", "99"],
+            OTHER,
+            "out of range",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let line = rivulet(addr, args, b"").failed(*code);
+        assert!(
+            line.contains(needle),
+            "rivulet {args:?}: {line:?} lacks {needle:?}"
+        );
+    }
+
+    // Input that is not what its format says.
+    let line = rivulet(
+        addr,
+        &["produce", "known", "--format", "jsonl"],
+        b"{\"ok\":1}\nnot json\n",
+    )
+    .failed(OTHER);
+    assert!(line.contains("line 2 of the input: invalid JSON"), "{line}");
+    let missing = dir.path().join("missing.jsonl");
+    let line = rivulet(
+        addr,
+        &["produce", "known", "--file", missing.to_str().unwrap()],
+        b"",
+    )
+    .failed(OTHER);
+    assert!(line.contains("cannot open"), "{line}");
+}
+
+#[test]
+fn an_unreachable_server_exits_with_its_own_code() {
+    let closed = closed_port();
+    for args in [
+        &["topic", "list"][..],
+        &["topic", "create", "t"],
+        &["produce", "t"],
+        &["consume", "t"],
+        &["group", "list"],
+        &["group", "reset-offsets", "g", "--to-latest"],
+    ] {
+        let line = rivulet(closed, args, b"x\n").failed(UNREACHABLE);
+        assert!(
+            line.contains(&format!("server {closed} unreachable")),
+            "{line}"
+        );
+    }
+    // An explicit --server wins over RIVULET_SERVER.
+    let line = rivulet(
+        closed,
+        &["topic", "list", "--server", "127.0.0.1:notaport"],
+        b"",
+    )
+    .failed(USAGE);
+    assert!(line.contains("127.0.0.1:notaport"), "{line}");
+}
