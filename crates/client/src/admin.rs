@@ -133,7 +133,7 @@ impl Admin {
         })
     }
 
-    /// Groups with at least one committed offset, sorted.
+    /// Groups with at least one committed offset or a live member, sorted.
     ///
     /// # Errors
     ///
@@ -177,6 +177,7 @@ impl Admin {
                     lag: p.lag,
                 })
                 .collect(),
+            member_ids: reply.members.into_iter().map(|m| m.member_id).collect(),
         })
     }
 }
@@ -406,6 +407,7 @@ impl PartitionDescription {
 pub struct ConsumerGroup {
     name: String,
     partitions: Vec<GroupPartition>,
+    member_ids: Vec<String>,
 }
 
 impl ConsumerGroup {
@@ -417,6 +419,12 @@ impl ConsumerGroup {
     /// One entry per partition the group has committed on, by topic and partition.
     pub fn partitions(&self) -> &[GroupPartition] {
         &self.partitions
+    }
+
+    /// The ids of the group's live members, sorted; empty when no consumer is a member now.
+    /// While there are any, the server refuses commits from outside the group.
+    pub fn member_ids(&self) -> &[String] {
+        &self.member_ids
     }
 
     /// Records not yet consumed, summed over every partition.

@@ -14,10 +14,11 @@
 //!   log itself has none to give (a reset after an out-of-range position, which is logged).
 //! - Every batch is CRC-checked before any of its records is used.
 //!
-//! TODO(client): group membership (several consumers sharing a group's partitions, with
-//! rebalancing) needs server support that does not exist yet; meanwhile a consumer that
-//! subscribes takes every partition of its topics and starts from the group's committed
-//! offsets, so two consumers of one group read the same records.
+//! - A subscribed consumer (a group member) reads only partitions the server assigned it. When
+//!   a heartbeat reply leaves out a partition it holds, it commits that partition's position
+//!   and drops it before its next heartbeat reports it released; the server hands it to the
+//!   next owner only then. Heartbeats are sent from `poll`, so a consumer must poll at least
+//!   once per session timeout (10 s by default) to stay in its group.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -33,6 +34,7 @@ use tracing::{debug, warn};
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::group_member::{AssignmentStrategy, GroupMember, RebalanceEvent};
 use crate::record::{Record, TopicPartition};
 
 /// Slack on top of a long-poll's wait before a fetch counts as timed out.
@@ -62,6 +64,8 @@ pub enum OffsetReset {
 #[derive(Debug, Clone)]
 struct ConsumerConfig {
     group: Option<String>,
+    instance_id: Option<String>,
+    strategy: AssignmentStrategy,
     reset: OffsetReset,
     auto_commit: Option<Duration>,
     max_poll_records: usize,
@@ -73,6 +77,17 @@ struct ConsumerConfig {
 pub struct ConsumerBuilder {
     client: Client,
     config: ConsumerConfig,
+    listener: Option<RebalanceListener>,
+}
+
+/// The callback of [`ConsumerBuilder::on_rebalance`].
+#[derive(Clone)]
+struct RebalanceListener(std::sync::Arc<parking_lot::Mutex<dyn FnMut(RebalanceEvent) + Send>>);
+
+impl std::fmt::Debug for RebalanceListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RebalanceListener")
+    }
 }
 
 impl ConsumerBuilder {
@@ -81,12 +96,39 @@ impl ConsumerBuilder {
             client,
             config: ConsumerConfig {
                 group: None,
+                instance_id: None,
+                strategy: AssignmentStrategy::default(),
                 reset: OffsetReset::default(),
                 auto_commit: Some(Duration::from_secs(5)),
                 max_poll_records: 500,
                 fetch_max_bytes: 1 << 20,
             },
+            listener: None,
         }
+    }
+
+    /// A stable id for this consumer across restarts (static membership): a consumer that
+    /// comes back with the same instance id within the session timeout gets its partitions
+    /// back without a rebalance.
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.config.instance_id = Some(id.into());
+        self
+    }
+
+    /// How the group divides partitions among members; default
+    /// [`AssignmentStrategy::Sticky`]. Every member of a group must use the same strategy.
+    pub fn assignment_strategy(mut self, strategy: AssignmentStrategy) -> Self {
+        self.config.strategy = strategy;
+        self
+    }
+
+    /// Calls `listener` from inside [`Consumer::poll`] whenever a subscribed consumer's
+    /// partitions change: assigned, revoked (after their positions were committed), or lost.
+    pub fn on_rebalance(mut self, listener: impl FnMut(RebalanceEvent) + Send + 'static) -> Self {
+        self.listener = Some(RebalanceListener(std::sync::Arc::new(
+            parking_lot::Mutex::new(listener),
+        )));
+        self
     }
 
     /// The consumer group whose offsets this consumer starts from and commits.
@@ -132,6 +174,8 @@ impl ConsumerBuilder {
             partitions: BTreeMap::new(),
             next_auto_commit,
             last_committed: HashMap::new(),
+            member: None,
+            listener: self.listener,
         }
     }
 }
@@ -198,13 +242,24 @@ pub struct Consumer {
     next_auto_commit: Option<Instant>,
     /// Positions as last committed by this consumer.
     last_committed: HashMap<TopicPartition, u64>,
+    /// Group membership, once subscribed.
+    member: Option<GroupMember>,
+    listener: Option<RebalanceListener>,
 }
 
 impl Consumer {
     /// Reads exactly these partitions from now on, replacing any earlier assignment. Positions
     /// of partitions kept from the earlier assignment are kept; new ones start from the
     /// group's committed offset, or else the reset policy, on the next poll.
+    ///
+    /// A consumer that was subscribed stops heartbeating; the group removes it after the
+    /// session timeout (use [`Consumer::close`] to leave at once).
     pub fn assign(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
+        self.member = None;
+        self.set_partitions(partitions);
+    }
+
+    fn set_partitions(&mut self, partitions: impl IntoIterator<Item = TopicPartition>) {
         let mut next = BTreeMap::new();
         for tp in partitions {
             let state = self.partitions.remove(&tp).unwrap_or_default();
@@ -213,37 +268,52 @@ impl Consumer {
         self.partitions = next;
     }
 
-    /// Reads every partition of `topics` as a member of the consumer's group, starting from
-    /// the group's committed offsets (else the reset policy).
-    ///
-    /// TODO(client): group membership (sharing a group's partitions among several consumers,
-    /// with rebalancing) needs server support that does not exist yet; meanwhile every
-    /// subscribing consumer takes all partitions of its topics and uses the group's committed
-    /// offsets, so two consumers of one group read the same records. Partitions added to a
-    /// topic later are not picked up until `subscribe` is called again.
+    /// Joins the consumer's group as a member consuming `topics`. The server shares the
+    /// topics' partitions among the group's members and rebalances them as members join,
+    /// leave or die; this consumer reads the partitions assigned to it, each from the group's
+    /// committed offset (else the reset policy). Partitions added to a topic later are picked
+    /// up. Heartbeats go out from [`Consumer::poll`].
     ///
     /// # Errors
     ///
-    /// [`ClientError::NoGroup`] without a group; [`ClientError::NotFound`] for an unknown
-    /// topic; errors of the DescribeTopic call.
+    /// [`ClientError::NoGroup`] without a group; errors of the first Heartbeat call, except
+    /// retryable ones (the next poll tries again).
     pub async fn subscribe<I, S>(&mut self, topics: I) -> Result<(), ClientError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        if self.config.group.is_none() {
-            return Err(ClientError::NoGroup {
-                operation: "subscribe",
-            });
+        let group = self.group("subscribe")?.to_owned();
+        let mut topics: Vec<String> = topics.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        topics.sort();
+        topics.dedup();
+        if let Some(mut old) = self.member.take() {
+            old.leave(&self.client).await;
         }
-        let mut assignment = Vec::new();
-        for topic in topics {
-            let topic = topic.as_ref();
-            let count = self.client.refresh_partition_count(topic).await?;
-            assignment.extend((0..count).map(|p| TopicPartition::new(topic, p)));
+        self.set_partitions([]);
+        self.member = Some(GroupMember::new(
+            group,
+            topics,
+            self.config.instance_id.clone(),
+            self.config.strategy,
+        ));
+        match self.heartbeat().await {
+            Err(err) if !err.is_retryable() => Err(err),
+            _ => Ok(()),
         }
-        self.assign(assignment);
-        Ok(())
+    }
+
+    /// The member id the group gave this consumer, once subscribed and joined.
+    pub fn member_id(&self) -> Option<&str> {
+        self.member.as_ref().and_then(GroupMember::member_id)
+    }
+
+    /// The group generation of the consumer's current assignment, once joined.
+    pub fn generation(&self) -> Option<u64> {
+        self.member
+            .as_ref()
+            .filter(|m| m.member_id().is_some())
+            .map(GroupMember::generation)
     }
 
     /// The assigned partitions, in order.
@@ -275,12 +345,16 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         self.auto_commit_if_due().await;
         loop {
+            self.heartbeat_if_due().await?;
             let records = self.take_buffered();
             if !records.is_empty() {
                 return Ok(records);
             }
             self.init_positions().await?;
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            let mut remaining = deadline.saturating_duration_since(Instant::now());
+            if let Some(member) = &self.member {
+                remaining = remaining.min(member.until_due());
+            }
             self.fetch(remaining).await?;
             if Instant::now() >= deadline {
                 return Ok(self.take_buffered());
@@ -297,9 +371,9 @@ impl Consumer {
     pub async fn commit(&mut self) -> Result<(), ClientError> {
         let offsets = self.positions();
         let group = self.group("commit")?.to_owned();
-        commit_offsets(&self.client, &group, &offsets).await?;
-        self.last_committed.extend(offsets);
-        Ok(())
+        let member = self.committer();
+        let result = commit_offsets(&self.client, &group, member, &offsets).await;
+        self.after_commit(result, offsets)
     }
 
     /// Starts committing the positions of every assigned partition in the background and
@@ -312,9 +386,10 @@ impl Consumer {
         let offsets = self.positions();
         let group = self.group("commit_async")?.to_owned();
         let client = self.client.clone();
+        let member = self.committer();
         self.last_committed.extend(offsets.iter().cloned());
         let task = tokio::spawn(async move {
-            let result = commit_offsets(&client, &group, &offsets).await;
+            let result = commit_offsets(&client, &group, member, &offsets).await;
             if let Err(err) = &result {
                 warn!(group, error = %err, "asynchronous commit failed");
             }
@@ -334,9 +409,9 @@ impl Consumer {
     ) -> Result<(), ClientError> {
         let offsets: Vec<_> = offsets.into_iter().collect();
         let group = self.group("commit_offsets")?.to_owned();
-        commit_offsets(&self.client, &group, &offsets).await?;
-        self.last_committed.extend(offsets);
-        Ok(())
+        let member = self.committer();
+        let result = commit_offsets(&self.client, &group, member, &offsets).await;
+        self.after_commit(result, offsets)
     }
 
     /// The group's committed offset on `tp`, if any.
@@ -459,10 +534,124 @@ impl Consumer {
     ///
     /// Errors of the final commit.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        if self.config.auto_commit.is_some() && self.config.group.is_some() {
-            self.commit_changed().await?;
+        let committed = if self.config.auto_commit.is_some() && self.config.group.is_some() {
+            self.commit_changed().await
+        } else {
+            Ok(())
+        };
+        if let Some(mut member) = self.member.take() {
+            member.leave(&self.client).await;
+        }
+        committed
+    }
+
+    /// The member id and generation to commit with, when subscribed and joined.
+    fn committer(&self) -> Option<(String, u64)> {
+        let member = self.member.as_ref()?;
+        Some((member.member_id()?.to_owned(), member.generation()))
+    }
+
+    /// Records a commit's positions, or, when membership refused it, asks for a heartbeat at
+    /// once so the consumer learns what it still holds.
+    fn after_commit(
+        &mut self,
+        result: Result<(), ClientError>,
+        offsets: Vec<(TopicPartition, u64)>,
+    ) -> Result<(), ClientError> {
+        match result {
+            Ok(()) => {
+                self.last_committed.extend(offsets);
+                Ok(())
+            }
+            Err(err) => {
+                if matches!(err, ClientError::NotMember { .. })
+                    && let Some(member) = &mut self.member
+                {
+                    member.wake();
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn heartbeat_if_due(&mut self) -> Result<(), ClientError> {
+        if self.member.as_ref().is_some_and(GroupMember::is_due) {
+            match self.heartbeat().await {
+                Err(err) if !err.is_retryable() => return Err(err),
+                Err(err) => debug!(error = %err, "heartbeat failed; will retry"),
+                Ok(()) => {}
+            }
         }
         Ok(())
+    }
+
+    /// One heartbeat and its consequences: partitions revoked (committed, then dropped),
+    /// assigned, or lost when the member was removed (then it joins again at once).
+    async fn heartbeat(&mut self) -> Result<(), ClientError> {
+        let Some(member) = &mut self.member else {
+            return Ok(());
+        };
+        let reply = match member.heartbeat(&self.client, self.partitions.keys()).await {
+            Ok(reply) => reply,
+            Err(ClientError::NotMember { message, .. }) => {
+                let lost: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+                warn!(%message, partitions = lost.len(), "removed from the group; joining again");
+                self.set_partitions([]);
+                if !lost.is_empty() {
+                    self.notify(RebalanceEvent::Lost(lost));
+                }
+                return Ok(());
+            }
+            Err(err) => return Err(err),
+        };
+        let revoked: Vec<TopicPartition> = self
+            .partitions
+            .keys()
+            .filter(|tp| !reply.assigned.contains(*tp))
+            .cloned()
+            .collect();
+        if !revoked.is_empty() {
+            let positions: Vec<(TopicPartition, u64)> = revoked
+                .iter()
+                .filter_map(|tp| Some((tp.clone(), self.partitions.get(tp)?.position()?)))
+                .filter(|(tp, p)| self.last_committed.get(tp) != Some(p))
+                .collect();
+            if let Some(group) = self.config.group.clone() {
+                let member = self.committer();
+                let result = commit_offsets(&self.client, &group, member, &positions).await;
+                if let Err(err) = self.after_commit(result, positions) {
+                    warn!(error = %err, "commit of revoked partitions failed");
+                }
+            }
+            for tp in &revoked {
+                self.partitions.remove(tp);
+                self.last_committed.remove(tp);
+            }
+            if let Some(member) = &mut self.member {
+                member.wake();
+            }
+            self.notify(RebalanceEvent::Revoked(revoked));
+        }
+        let assigned: Vec<TopicPartition> = reply
+            .assigned
+            .into_iter()
+            .filter(|tp| !self.partitions.contains_key(tp))
+            .collect();
+        if !assigned.is_empty() {
+            for tp in &assigned {
+                self.partitions
+                    .insert(tp.clone(), PartitionState::default());
+            }
+            self.notify(RebalanceEvent::Assigned(assigned));
+        }
+        Ok(())
+    }
+
+    fn notify(&self, event: RebalanceEvent) {
+        debug!(?event, "rebalance");
+        if let Some(listener) = &self.listener {
+            (listener.0.lock())(event);
+        }
     }
 
     fn group(&self, operation: &'static str) -> Result<&str, ClientError> {
@@ -513,9 +702,11 @@ impl Consumer {
             return Ok(());
         }
         let group = self.group("auto-commit")?.to_owned();
-        commit_offsets(&self.client, &group, &changed).await?;
-        debug!(group, partitions = changed.len(), "auto-committed");
-        self.last_committed.extend(changed);
+        let member = self.committer();
+        let count = changed.len();
+        let result = commit_offsets(&self.client, &group, member, &changed).await;
+        self.after_commit(result, changed)?;
+        debug!(group, partitions = count, "auto-committed");
         Ok(())
     }
 
@@ -837,6 +1028,7 @@ async fn fetch_committed(
 async fn commit_offsets(
     client: &Client,
     group: &str,
+    member: Option<(String, u64)>,
     offsets: &[(TopicPartition, u64)],
 ) -> Result<(), ClientError> {
     if offsets.is_empty() {
@@ -853,7 +1045,8 @@ async fn commit_offsets(
                 metadata: None,
             })
             .collect(),
-        ..Default::default()
+        generation: member.as_ref().map(|(_, generation)| *generation),
+        member_id: member.map(|(id, _)| id),
     };
     client
         .log()

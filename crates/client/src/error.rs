@@ -67,6 +67,17 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The consumer group's membership refused the request: the partition moved to another
+    /// member, or this member was removed (it missed heartbeats or held a revoked partition too
+    /// long), or a commit without membership met a group with live members. A consumer treats
+    /// it as losing the partitions concerned and rejoins; it is not fatal.
+    #[error("{operation}: refused by group membership: {message}")]
+    NotMember {
+        /// The RPC that failed.
+        operation: &'static str,
+        /// The server's message.
+        message: String,
+    },
     /// The topic already exists.
     #[error("{operation}: already exists: {message}")]
     AlreadyExists {
@@ -259,9 +270,8 @@ impl ClientError {
         match status.code() {
             Code::NotFound => ClientError::NotFound { operation, message },
             Code::OutOfRange => out_of_range(operation, status, message),
-            Code::InvalidArgument | Code::FailedPrecondition => {
-                ClientError::InvalidArgument { operation, message }
-            }
+            Code::InvalidArgument => ClientError::InvalidArgument { operation, message },
+            Code::FailedPrecondition => ClientError::NotMember { operation, message },
             Code::AlreadyExists => ClientError::AlreadyExists { operation, message },
             Code::ResourceExhausted => ClientError::Busy {
                 operation,

@@ -13,14 +13,11 @@
 //! - `client`: [`Client`], the shared connection and the topic metadata cache.
 //! - `producer`: [`Producer`], batching per partition, buffering, retries with backoff.
 //! - `consumer`: [`Consumer`], positions, fetch and decode, commits, seeks, pause and resume.
+//! - `group_member`: a subscribed consumer's group membership: heartbeats and leaving.
 //! - `admin`: [`Admin`], topics and groups.
 //! - `record`: the record and position types.
 //! - `error`: [`ClientError`] and the mapping from gRPC statuses.
 //! - `retry`: backoff with jitter.
-//!
-//! TODO(client): group membership (several consumers sharing a group's partitions, with
-//! rebalancing) is not in the server yet; meanwhile [`Consumer::subscribe`] takes every
-//! partition of its topics and starts from the group's committed offsets.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), rivulet_client::ClientError> {
@@ -53,6 +50,7 @@ mod admin;
 mod client;
 mod consumer;
 mod error;
+mod group_member;
 mod producer;
 mod record;
 mod retry;
@@ -64,5 +62,6 @@ pub use admin::{
 pub use client::Client;
 pub use consumer::{CommitHandle, Consumer, ConsumerBuilder, OffsetReset};
 pub use error::ClientError;
+pub use group_member::{AssignmentStrategy, RebalanceEvent};
 pub use producer::{Compression, DeliveryFuture, Durability, Producer, ProducerBuilder};
 pub use record::{Header, Offset, ProducerRecord, Record, TopicPartition};

@@ -7,5 +7,6 @@
 
 mod admin;
 mod consumer;
+mod groups;
 mod harness;
 mod producer;
