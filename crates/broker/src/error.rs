@@ -306,7 +306,10 @@ impl BrokerError {
             } => {
                 error!(%scope, offset, end_offset, error = %err, "corrupt data");
                 BrokerError::Corrupt {
-                    detail: format!("offsets {offset} to {end_offset} are unreadable ({reason})"),
+                    detail: format!(
+                        "offsets {offset} to {} are unreadable ({reason})",
+                        end_offset.saturating_sub(1).max(offset)
+                    ),
                     scope,
                 }
             }

@@ -86,7 +86,7 @@ impl ProduceRecord {
 #[derive(Debug, Clone)]
 enum Payload {
     Records(Vec<ProduceRecord>),
-    Batch(BytesMut),
+    Batches(Vec<BytesMut>),
 }
 
 /// A produce request: records for a topic, or one raw batch for a partition.
@@ -117,7 +117,18 @@ impl ProduceRequest {
         ProduceRequest {
             topic: topic.into(),
             partition: Some(partition),
-            payload: Payload::Batch(batch),
+            payload: Payload::Batches(vec![batch]),
+            durability: Durability::default(),
+        }
+    }
+
+    /// Raw Kafka v2 record batches for `partition` of `topic`, appended in order. Every batch
+    /// is validated before any is stored, so one bad batch refuses the whole request.
+    pub fn batches(topic: impl Into<String>, partition: u32, batches: Vec<BytesMut>) -> Self {
+        ProduceRequest {
+            topic: topic.into(),
+            partition: Some(partition),
+            payload: Payload::Batches(batches),
             durability: Durability::default(),
         }
     }
@@ -143,7 +154,7 @@ impl ProduceRequest {
     /// Bytes counted against the in-flight bound.
     fn byte_size(&self) -> u64 {
         match &self.payload {
-            Payload::Batch(batch) => batch.len() as u64,
+            Payload::Batches(batches) => batches.iter().map(|b| b.len() as u64).sum(),
             // Each record costs its data plus roughly the varints around it.
             Payload::Records(records) => records.iter().map(|r| r.size() as u64 + 16).sum(),
         }
@@ -229,47 +240,69 @@ impl Broker {
         };
 
         let batches = match request.payload {
-            Payload::Batch(batch) => {
+            Payload::Batches(batches) => {
                 let partition = request.partition.unwrap_or(0);
-                check_raw_batch(&topic, partition, &batch)?;
-                vec![(partition, batch)]
+                if batches.is_empty() {
+                    return Err(BrokerError::EmptyBatch {
+                        topic: topic.name.to_string(),
+                    });
+                }
+                // All checked before any is appended: bad input stores nothing.
+                for batch in &batches {
+                    check_raw_batch(&topic, partition, batch)?;
+                }
+                vec![(partition, batches)]
             }
-            Payload::Records(records) => encode_records(&topic, request.partition, &records)?,
+            Payload::Records(records) => encode_records(&topic, request.partition, &records)?
+                .into_iter()
+                .map(|(partition, batch)| (partition, vec![batch]))
+                .collect(),
         };
 
         let mut running = Vec::with_capacity(batches.len());
-        for (partition, batch) in batches {
+        for (partition, batches) in batches {
             let partition = Arc::clone(&topic.partitions[partition as usize]);
             let shared = Arc::clone(&self.shared);
             // Spawned now, not when awaited, so partitions are appended in parallel.
             running.push(tokio::task::spawn_blocking(move || {
-                append_one(&partition, batch, durability, &shared.metrics)
+                append_all(&partition, batches, durability, &shared.metrics)
             }));
         }
         let mut appended = Vec::with_capacity(running.len());
         for task in running {
-            appended.push(task.await.map_err(join_failed)??);
+            appended.extend(task.await.map_err(join_failed)??);
         }
         Ok(ProduceResponse { appended })
     }
 }
 
-/// Appends one batch and, for durable requests, waits for its fsync. Blocking.
-fn append_one(
+/// Appends batches to one partition in order and, for durable requests, waits for one fsync
+/// covering them all. Blocking.
+fn append_all(
     partition: &Partition,
-    mut batch: BytesMut,
+    batches: Vec<BytesMut>,
     durability: Durability,
     metrics: &Counters,
-) -> Result<Appended> {
+) -> Result<Vec<Appended>> {
     let storage = |e| BrokerError::from_storage(&partition.topic, partition.index, e);
-    let bytes = batch.len() as u64;
-    let info = partition.log.append(&mut batch).map_err(storage)?;
-    let end = info.last_offset + 1;
-    partition.note_appended(end);
-    metrics
-        .records_appended
-        .fetch_add(end - info.base_offset, Ordering::Relaxed);
-    metrics.bytes_appended.fetch_add(bytes, Ordering::Relaxed);
+    let mut appended = Vec::with_capacity(batches.len());
+    let mut end = 0;
+    for mut batch in batches {
+        let bytes = batch.len() as u64;
+        let info = partition.log.append(&mut batch).map_err(storage)?;
+        end = info.last_offset + 1;
+        partition.note_appended(end);
+        metrics
+            .records_appended
+            .fetch_add(end - info.base_offset, Ordering::Relaxed);
+        metrics.bytes_appended.fetch_add(bytes, Ordering::Relaxed);
+        appended.push(Appended {
+            partition: partition.index,
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            durable_offset: 0,
+        });
+    }
 
     let durable_offset = match durability {
         Durability::Written => partition.log.durable_offset(),
@@ -281,20 +314,18 @@ fn append_one(
             durable
         }
     };
-    debug!(
-        topic = %partition.topic,
-        partition = partition.index,
-        base_offset = info.base_offset,
-        last_offset = info.last_offset,
-        durable_offset,
-        "appended"
-    );
-    Ok(Appended {
-        partition: partition.index,
-        base_offset: info.base_offset,
-        last_offset: info.last_offset,
-        durable_offset,
-    })
+    for ack in &mut appended {
+        ack.durable_offset = durable_offset;
+        debug!(
+            topic = %partition.topic,
+            partition = partition.index,
+            base_offset = ack.base_offset,
+            last_offset = ack.last_offset,
+            durable_offset,
+            "appended"
+        );
+    }
+    Ok(appended)
 }
 
 /// Validates a raw batch against the topic's limits before anything is stored.

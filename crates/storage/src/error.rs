@@ -65,7 +65,8 @@ pub enum StorageError {
     /// (not including) `end_offset` cannot be served; the rest of the log can.
     #[error(
         "corrupt record batch in segment {segment_base} at byte {position}: offsets {offset} to \
-         {end_offset} are unreadable ({reason})"
+         {} are unreadable ({reason})",
+        last_unreadable(.offset, .end_offset)
     )]
     CorruptBatch {
         /// Base offset of the segment holding the damage.
@@ -148,3 +149,9 @@ fn is_disk_full(err: &io::Error) -> bool {
 
 /// Result alias for the storage crate.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// The last offset of a damaged range `offset..end_offset`, for messages that name both ends
+/// inclusively.
+pub(crate) fn last_unreadable(offset: &u64, end_offset: &u64) -> u64 {
+    end_offset.saturating_sub(1).max(*offset)
+}

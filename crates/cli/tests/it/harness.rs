@@ -49,6 +49,35 @@ impl Server {
         }
     }
 
+    /// Starts the binary like [`Server::start`], or returns its log if it exits before
+    /// listening.
+    pub fn try_start(data_dir: &Path, log_file: PathBuf) -> Result<Server, String> {
+        let log = std::fs::File::create(&log_file).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .env("RIVULET_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return Ok(Server {
+                    addr: addr.parse().unwrap(),
+                    log_file,
+                    child,
+                });
+            }
+        }
+        let _ = child.wait();
+        Err(std::fs::read_to_string(&log_file).unwrap())
+    }
+
     pub async fn clients(&self) -> (LogClient<Channel>, AdminClient<Channel>) {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
             .unwrap()

@@ -5,11 +5,13 @@
     reason = "helpers shared by the tests panic on any unexpected failure, like the tests"
 )]
 
+mod bad_input;
 mod cli_command;
 mod cli_errors;
 mod cli_produce_consume;
 mod cli_topic;
 mod crash_loop;
+mod file_damage;
 mod harness;
 mod python_client;
 mod restart;
