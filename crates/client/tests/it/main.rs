@@ -6,6 +6,7 @@
 )]
 
 mod admin;
+mod bc12;
 mod consumer;
 mod groups;
 mod harness;
