@@ -2,13 +2,17 @@
 //! over the client library's [`Admin`](rivulet_client::Admin), and moving a group's offsets
 //! with a [`Consumer`](rivulet_client::Consumer) of the group that seeks and commits.
 //!
-//! A group exists once it has committed an offset; a group without commits is reported as
-//! not found.
+//! A group exists once it has committed an offset or has a live member; any other group is
+//! reported as not found.
 //!
-//! TODO(cli): Kafka refuses to reset a group's offsets while the group has live members; the
-//! server has no group membership yet, so `reset-offsets` cannot check for live consumers.
-//! Meanwhile it always commits, and a consumer of the group that is running keeps its own
-//! position and overwrites the reset with its next commit. Stop the group's consumers first.
+//! `reset-offsets` is refused while the group has live members (consumers that joined it
+//! through the membership protocol): their positions live in those consumers, which would
+//! overwrite the reset with their next commit. The check here gives a clear message; the server
+//! enforces the same rule by refusing commits from outside the group while it has members.
+//!
+//! TODO(cli): a consumer that reads with a group but without joining it (`rivulet consume
+//! --group`, or a library consumer using `assign`) is not a member, so it is not seen; meanwhile
+//! a reset while one runs is overwritten by its next commit. Stop such consumers first.
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
@@ -23,12 +27,13 @@ use crate::output::{OutputFormat, Table, print, print_json};
 /// `rivulet group ...`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum GroupCommand {
-    /// List consumer groups (groups with at least one committed offset) and their total lag.
+    /// List consumer groups (groups with a committed offset or a live member), their live
+    /// members and total lag.
     List(ListArgs),
     /// Show a group's committed offset and lag on every partition it has committed on.
     Describe(DescribeArgs),
     /// Move a group's committed offsets to an offset, the earliest or latest offset, or a
-    /// time. Stop the group's consumers first.
+    /// time. Refused while the group has live members.
     ResetOffsets(ResetArgs),
 }
 
@@ -67,9 +72,8 @@ EXAMPLES:
     rivulet group reset-offsets billing --to-time 2026-01-31T00:00:00Z --dry-run
     rivulet group reset-offsets billing --topic orders --partition 3 --to-offset 1200
 
-Without --topic, every partition the group has committed on is reset. The server has no
-group membership yet, so running consumers of the group are not detected: stop them first,
-or their next commit overwrites the reset.")]
+Without --topic, every partition the group has committed on is reset. Refused while the
+group has live members; stop its consumers first.")]
 pub(crate) struct ResetArgs {
     /// The group.
     group: String,
@@ -128,16 +132,18 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
             print_json(&json!({
                 "group": group.name(),
                 "partitions": group.partitions().len(),
+                "members": group.member_ids().len(),
                 "lag": group.total_lag(),
             }))?;
         }
         return Ok(());
     }
-    let mut table = Table::new(vec!["GROUP", "PARTITIONS", "LAG"]);
+    let mut table = Table::new(vec!["GROUP", "PARTITIONS", "MEMBERS", "LAG"]);
     for group in &groups {
         table.row(vec![
             group.name().to_owned(),
             group.partitions().len().to_string(),
+            group.member_ids().len().to_string(),
             group.total_lag().to_string(),
         ]);
     }
@@ -171,23 +177,25 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         ]);
     }
     print(&format!(
-        "group {}: total lag {}\n\n{}",
+        "group {}: total lag {}, {} live members\n\n{}",
         group.name(),
         group.total_lag(),
+        group.member_ids().len(),
         table.render()
     ))
 }
 
-/// The group's description, or a not-found error when it has no committed offsets.
+/// The group's description, or a not-found error when it has neither committed offsets nor
+/// live members.
 async fn existing_group(client: &Client, name: &str) -> anyhow::Result<ConsumerGroup> {
     let group = client
         .admin()
         .describe_group(name)
         .await
         .with_context(|| format!("cannot describe group {name:?}"))?;
-    if group.partitions().is_empty() {
+    if group.partitions().is_empty() && group.member_ids().is_empty() {
         return Err(not_found(format!(
-            "group {name:?} not found: it has no committed offsets"
+            "group {name:?} not found: it has no committed offsets and no live members"
         )));
     }
     Ok(group)
@@ -200,6 +208,14 @@ async fn reset_offsets(args: ResetArgs) -> anyhow::Result<()> {
         .describe_group(&args.group)
         .await
         .with_context(|| format!("cannot describe group {:?}", args.group))?;
+    if !current.member_ids().is_empty() {
+        return Err(anyhow::anyhow!(
+            "group {:?} has {} live members ({}); stop its consumers before resetting offsets",
+            args.group,
+            current.member_ids().len(),
+            current.member_ids().join(", ")
+        ));
+    }
     let partitions = reset_targets(&client, &args, &current).await?;
 
     let mut consumer = client

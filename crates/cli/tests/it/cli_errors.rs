@@ -2,6 +2,8 @@
 //! error and exits with the code the documentation gives: 2 usage, 3 not found, 4 server
 //! unreachable, 1 anything else.
 
+use rivulet_proto::v1;
+
 use crate::cli_command::{closed_port, rivulet};
 use crate::harness::Server;
 
@@ -191,4 +193,44 @@ fn an_unreachable_server_exits_with_its_own_code() {
     )
     .failed(USAGE);
     assert!(line.contains("127.0.0.1:notaport"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_offsets_is_refused_while_the_group_has_live_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path().join("server.log"));
+    let addr = server.addr;
+    rivulet(addr, &["topic", "create", "jobs"], b"").ok();
+    rivulet(addr, &["produce", "jobs"], b"a\nb\n").ok();
+
+    // A member joins through the membership protocol, as a subscribing consumer would.
+    let (mut log, _) = server.clients().await;
+    let joined = log
+        .heartbeat(v1::HeartbeatRequest {
+            group: "crew".to_owned(),
+            topics: vec!["jobs".to_owned()],
+            client_host: "test".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let described = rivulet(addr, &["group", "describe", "crew"], b"").ok();
+    assert!(described.contains("1 live members"), "{described}");
+    let line = rivulet(
+        addr,
+        &[
+            "group",
+            "reset-offsets",
+            "crew",
+            "--topic",
+            "jobs",
+            "--to-earliest",
+        ],
+        b"",
+    )
+    .failed(OTHER);
+    assert!(line.contains("1 live members"), "{line}");
+    assert!(line.contains(&joined.member_id), "{line}");
 }

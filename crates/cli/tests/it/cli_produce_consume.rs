@@ -269,12 +269,15 @@ fn group_describe_shows_lag_and_reset_offsets_moves_it() {
     let table = rivulet(addr, &["group", "describe", "workers"], b"").ok();
     assert_eq!(
         table,
-        "group workers: total lag 6\n\n\
+        "group workers: total lag 6, 0 live members\n\n\
          TOPIC  PARTITION  COMMITTED  LOG-END  LAG\n\
          work           0          4       10    6\n"
     );
     let list = rivulet(addr, &["group", "list"], b"").ok();
-    assert_eq!(list, "GROUP    PARTITIONS  LAG\nworkers           1    6\n");
+    assert_eq!(
+        list,
+        "GROUP    PARTITIONS  MEMBERS  LAG\nworkers           1        0    6\n"
+    );
 
     // The group resumes where it committed.
     let out = rivulet(

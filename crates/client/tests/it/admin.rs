@@ -5,8 +5,9 @@ use std::time::Duration;
 use rivulet_client::{
     ClientError, DurabilityPolicy, NewTopic, OffsetReset, ProducerRecord, TopicPartition,
 };
+use rivulet_proto::v1;
 
-use crate::harness::{TestServer, poll_until};
+use crate::harness::{TestServer, create_topic, poll_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_and_groups_round_trip() {
@@ -144,6 +145,39 @@ async fn every_topic_setting_round_trips() {
         careful.durability_policy(),
         Some(DurabilityPolicy::OsDecides)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_group_names_the_live_members() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "jobs", 2).await;
+    let admin = client.admin();
+    assert!(
+        admin
+            .describe_group("crew")
+            .await
+            .unwrap()
+            .member_ids()
+            .is_empty()
+    );
+
+    let mut log = v1::log_client::LogClient::connect(format!("http://{}", server.addr))
+        .await
+        .unwrap();
+    let joined = log
+        .heartbeat(v1::HeartbeatRequest {
+            group: "crew".to_owned(),
+            topics: vec!["jobs".to_owned()],
+            client_host: "test".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
+    let group = admin.describe_group("crew").await.unwrap();
+    assert_eq!(group.member_ids(), [joined.member_id]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
