@@ -233,4 +233,13 @@ async fn reset_offsets_is_refused_while_the_group_has_live_members() {
     .failed(OTHER);
     assert!(line.contains("1 live members"), "{line}");
     assert!(line.contains(&joined.member_id), "{line}");
+
+    // `consume --group` does not join, so the server refuses its commit while members live.
+    let out = rivulet(
+        addr,
+        &["consume", "jobs", "--group", "crew", "--from-beginning"],
+        b"",
+    );
+    out.failed(OTHER);
+    assert_eq!(out.stdout_text(), "a\nb\n");
 }
