@@ -78,6 +78,65 @@ impl Server {
         Err(std::fs::read_to_string(&log_file).unwrap())
     }
 
+    /// Starts the binary through `sh` with the open-file limit (`ulimit -n`) set to `limit`;
+    /// `exec` keeps the process id, so kills and `/proc` reads reach the server itself.
+    pub fn try_start_with_fd_limit(
+        data_dir: &Path,
+        log_file: PathBuf,
+        limit: u32,
+    ) -> Result<Server, String> {
+        let log = std::fs::File::create(&log_file).unwrap();
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" serve --listen 127.0.0.1:0 --data-dir \"$1\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_rivulet"))
+            .arg(data_dir)
+            .env_remove("RUST_LOG")
+            .env("RIVULET_LOG_LEVEL", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return Ok(Server {
+                    addr: addr.parse().unwrap(),
+                    log_file,
+                    child,
+                });
+            }
+        }
+        let _ = child.wait();
+        Err(std::fs::read_to_string(&log_file).unwrap())
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Open file descriptors of the server process.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .unwrap()
+            .count()
+    }
+
+    /// A field of `/proc/PID/status` in KiB, e.g. `RssAnon` or `VmHWM`.
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}:")))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     pub async fn clients(&self) -> (LogClient<Channel>, AdminClient<Channel>) {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
             .unwrap()

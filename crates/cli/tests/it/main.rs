@@ -15,3 +15,4 @@ mod file_damage;
 mod harness;
 mod python_client;
 mod restart;
+mod scenarios;
