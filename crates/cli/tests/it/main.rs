@@ -13,6 +13,7 @@ mod cli_topic;
 mod crash_loop;
 mod file_damage;
 mod harness;
+mod many_clients;
 mod python_client;
 mod restart;
 mod scenarios;
