@@ -1,17 +1,20 @@
 //! `rivulet consume TOPIC`: reads a topic with the client library's [`Consumer`] and prints
 //! each record, as its value alone or as a JSON line.
 //!
-//! Where reading starts, per partition: `--offset`, `--from-time` or `--from-beginning` when
-//! given; else the group's committed offset with `--group`; else the log end. Without
-//! `--follow` the command stops at the log end offsets the topic had when it started; with it,
-//! it waits for new records until interrupted. With `--group`, the position after the last
-//! printed record is committed every few seconds and at the end, never past a record that was
-//! not printed.
+//! Two ways to read:
+//! - **As a group member**: `--group` without `--partition`, `--offset` or `--from-time`. The
+//!   command joins the group and reads the partitions the group assigns it, sharing the topic
+//!   with the group's other consumers and rebalancing as they come and go; each partition
+//!   starts at the group's committed offset, else the log start with `--from-beginning`, else
+//!   the log end.
+//! - **By hand**: every partition (or `--partition`), from `--offset`, `--from-time` or
+//!   `--from-beginning`, else the committed offset of `--group`, else the log end. Its commits
+//!   carry no member id, so the server refuses them while the group has live members.
 //!
-//! TODO(cli): `--group` reads the partitions itself instead of joining the group as a member
-//! (sharing partitions with the group's other consumers), because start flags, `--partition`
-//! and the stop-at-log-end rule need a fixed assignment; meanwhile its commits carry no member
-//! id, so the server refuses them while the group has live members and the command fails.
+//! Without `--follow` the command stops once the partitions it reads reach the log end offsets
+//! they had when it started; with it, it waits for new records until interrupted. With
+//! `--group`, the position after the last printed record is committed every
+//! `--commit-interval` and at the end, never past a record that was not printed.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -20,18 +23,15 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::{ArgGroup, Args, ValueEnum};
-use rivulet_client::{Consumer, OffsetReset, Record, TopicPartition};
+use rivulet_client::{ClientError, Consumer, OffsetReset, Record, TopicPartition};
 use serde_json::{Map, Value, json};
 
-use crate::arg_values::parse_time_ms;
+use crate::arg_values::{parse_duration_ms, parse_time_ms};
 use crate::connect::ServerArgs;
 use crate::exit::not_found;
 
 /// How long one poll waits before the loop checks whether it is done.
 const POLL_WAIT: Duration = Duration::from_millis(500);
-
-/// How often a group's position is committed while consuming.
-const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// `rivulet consume`.
 #[derive(Debug, Args)]
@@ -59,10 +59,14 @@ pub(crate) struct ConsumeArgs {
     /// (2026-01-31T12:00:00Z), a date (2026-01-31) or now-DURATION (now-15m).
     #[arg(long, value_name = "TIME", value_parser = parse_time_ms)]
     from_time: Option<i64>,
-    /// Read as this consumer group: start from its committed offsets (unless a start flag is
-    /// given) and commit the position after what was printed.
+    /// Read as this consumer group: join it and read the partitions it assigns (without
+    /// --partition, --offset or --from-time; those read by hand), start from its committed
+    /// offsets, and commit the position after what was printed.
     #[arg(long, short = 'g', value_name = "GROUP")]
     group: Option<String>,
+    /// With --group, how often to commit what was printed, e.g. 500ms or 5s.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    commit_interval: Duration,
     /// Keep waiting for new records until interrupted (Ctrl-C).
     #[arg(long)]
     follow: bool,
@@ -133,32 +137,53 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         }
     }
 
-    let mut builder = client
-        .consumer()
-        .offset_reset(if args.offset.is_some() {
-            OffsetReset::Fail
-        } else {
-            OffsetReset::Latest
-        })
-        .auto_commit(None);
+    let as_member = args.group.is_some()
+        && args.partition.is_none()
+        && args.offset.is_none()
+        && args.from_time.is_none();
+    let reset = if args.offset.is_some() {
+        OffsetReset::Fail
+    } else if as_member && args.from_beginning {
+        OffsetReset::Earliest
+    } else {
+        OffsetReset::Latest
+    };
+    let mut builder = client.consumer().offset_reset(reset).auto_commit(None);
     if let Some(group) = &args.group {
         builder = builder.group(group);
     }
     let mut consumer = builder.build();
-    let partitions: Vec<TopicPartition> = ends.keys().cloned().collect();
-    consumer.assign(partitions.clone());
-    position(&mut consumer, &args, &partitions).await?;
+    if as_member {
+        consumer.subscribe([&args.topic]).await.with_context(|| {
+            format!(
+                "cannot join group {:?}",
+                args.group.as_deref().unwrap_or("")
+            )
+        })?;
+    } else {
+        let partitions: Vec<TopicPartition> = ends.keys().cloned().collect();
+        consumer.assign(partitions.clone());
+        position(&mut consumer, &args, &partitions).await?;
+    }
 
     let result = consume(&mut consumer, &args, &ends).await;
     if args.group.is_some() {
-        let commit = consumer
-            .commit()
-            .await
-            .context("cannot commit the group's offsets");
+        let commit = commit(&mut consumer).await;
+        let left = consumer.close().await.context("cannot leave the group");
         result?;
-        return commit;
+        commit?;
+        return left;
     }
     result
+}
+
+/// Commits what was printed. A member whose partition moved away is refused, which is not an
+/// error for this command: the new owner continues from the last accepted commit.
+async fn commit(consumer: &mut Consumer) -> anyhow::Result<()> {
+    match consumer.commit().await {
+        Err(ClientError::NotMember { .. }) if consumer.member_id().is_some() => Ok(()),
+        result => result.context("cannot commit the group's offsets"),
+    }
 }
 
 /// Moves every partition to the start the flags ask for; without one, the consumer starts from
@@ -235,18 +260,30 @@ async fn consume(
             Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             result => result.context("cannot write to standard output")?,
         }
-        if args.group.is_some() && last_commit.elapsed() >= COMMIT_INTERVAL {
-            consumer
-                .commit()
-                .await
-                .context("cannot commit the group's offsets")?;
+        if args.group.is_some() && last_commit.elapsed() >= args.commit_interval {
+            commit(consumer).await?;
             last_commit = tokio::time::Instant::now();
         }
     }
 }
 
-/// Whether every partition's position is at or past the log end it had at the start.
+/// A positive duration such as `500ms` or `5s`.
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration_ms(text)? {
+        0 => Err("the interval must be more than 0".to_owned()),
+        ms => Ok(Duration::from_millis(ms)),
+    }
+}
+
+/// Whether every partition read is at or past the log end it had at the start. A group member
+/// counts only the partitions it holds now.
 fn reached(consumer: &Consumer, ends: &BTreeMap<TopicPartition, u64>) -> bool {
+    if consumer.member_id().is_some() {
+        return consumer.assignment().iter().all(|tp| {
+            let end = ends.get(tp).copied().unwrap_or(0);
+            consumer.position(tp).is_some_and(|p| p >= end)
+        });
+    }
     ends.iter()
         .all(|(tp, end)| consumer.position(tp).is_some_and(|p| p >= *end))
 }

@@ -153,6 +153,11 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
     let client = args.server.connect().await?;
     let group = existing_group(&client, &args.group).await?;
+    let owner = |topic: &str, partition: u32| {
+        group
+            .owner(topic, partition)
+            .map(|m| m.member_id().to_owned())
+    };
     if args.output == OutputFormat::Json {
         for p in group.partitions() {
             print_json(&json!({
@@ -162,11 +167,28 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
                 "committed_offset": p.committed_offset(),
                 "log_end_offset": p.high_watermark(),
                 "lag": p.lag(),
+                "member": owner(p.topic(), p.partition()),
+            }))?;
+        }
+        for m in group.members() {
+            print_json(&json!({
+                "group": group.name(),
+                "member": m.member_id(),
+                "instance_id": m.instance_id(),
+                "host": m.client_host(),
+                "partitions": m.partitions().iter().map(ToString::to_string).collect::<Vec<_>>(),
             }))?;
         }
         return Ok(());
     }
-    let mut table = Table::new(vec!["TOPIC", "PARTITION", "COMMITTED", "LOG-END", "LAG"]);
+    let mut table = Table::new(vec![
+        "TOPIC",
+        "PARTITION",
+        "COMMITTED",
+        "LOG-END",
+        "LAG",
+        "MEMBER",
+    ]);
     for p in group.partitions() {
         table.row(vec![
             p.topic().to_owned(),
@@ -174,15 +196,42 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
             p.committed_offset().to_string(),
             p.high_watermark().to_string(),
             p.lag().to_string(),
+            owner(p.topic(), p.partition()).unwrap_or_else(|| "-".to_owned()),
         ]);
     }
-    print(&format!(
+    let mut text = format!(
         "group {}: total lag {}, {} live members\n\n{}",
         group.name(),
         group.total_lag(),
-        group.member_ids().len(),
+        group.members().len(),
         table.render()
-    ))
+    );
+    if !group.members().is_empty() {
+        let mut members = Table::new(vec!["MEMBER", "HOST", "PARTITIONS"]);
+        for m in group.members() {
+            let partitions: Vec<String> = m.partitions().iter().map(ToString::to_string).collect();
+            members.row(vec![
+                m.member_id().to_owned(),
+                if m.client_host().is_empty() {
+                    "-".to_owned()
+                } else {
+                    m.client_host().to_owned()
+                },
+                if partitions.is_empty() {
+                    "-".to_owned()
+                } else {
+                    partitions.join(",")
+                },
+            ]);
+        }
+        text.push_str(&format!(
+            "\ngeneration {}, strategy {}\n\n{}",
+            group.generation(),
+            group.strategy(),
+            members.render()
+        ));
+    }
+    print(&text)
 }
 
 /// The group's description, or a not-found error when it has neither committed offsets nor

@@ -9,10 +9,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rivulet_broker::{Broker, BrokerConfig};
+use rivulet_broker::{Broker, BrokerConfig, MembershipTimeouts};
 use rivulet_server::ServerConfig;
 use serde::Deserialize;
 use tokio::net::TcpListener;
@@ -84,6 +85,16 @@ pub(crate) struct ServeArgs {
     /// RESOURCE_EXHAUSTED and a retry hint. [default: 67108864]
     #[arg(long, env = "RIVULET_MAX_IN_FLIGHT_BYTES", value_name = "BYTES")]
     max_in_flight_bytes: Option<u64>,
+
+    /// A consumer-group member without a heartbeat for this many milliseconds is removed and
+    /// its partitions move. [default: 10000]
+    #[arg(long, env = "RIVULET_GROUP_SESSION_TIMEOUT_MS", value_name = "MS")]
+    group_session_timeout_ms: Option<u64>,
+
+    /// A member still holding a revoked partition after this many milliseconds is fenced
+    /// (removed). [default: 30000]
+    #[arg(long, env = "RIVULET_GROUP_REBALANCE_TIMEOUT_MS", value_name = "MS")]
+    group_rebalance_timeout_ms: Option<u64>,
 }
 
 /// The `--config` file. Keys match the flags.
@@ -98,6 +109,8 @@ struct FileSettings {
     stream_buffer: Option<usize>,
     max_partitions: Option<u32>,
     max_in_flight_bytes: Option<u64>,
+    group_session_timeout_ms: Option<u64>,
+    group_rebalance_timeout_ms: Option<u64>,
 }
 
 /// Every setting, resolved.
@@ -148,6 +161,26 @@ impl Settings {
         if let Some(bytes) = args.max_in_flight_bytes.or(file.max_in_flight_bytes) {
             broker = broker.with_max_in_flight_bytes(bytes);
         }
+        let mut timeouts = MembershipTimeouts::default();
+        let positive = |name: &str, ms: u64| {
+            if ms == 0 {
+                anyhow::bail!("invalid settings: {name} must be more than 0 milliseconds");
+            }
+            Ok(Duration::from_millis(ms))
+        };
+        if let Some(ms) = args
+            .group_session_timeout_ms
+            .or(file.group_session_timeout_ms)
+        {
+            timeouts.session = positive("group_session_timeout_ms", ms)?;
+        }
+        if let Some(ms) = args
+            .group_rebalance_timeout_ms
+            .or(file.group_rebalance_timeout_ms)
+        {
+            timeouts.rebalance = positive("group_rebalance_timeout_ms", ms)?;
+        }
+        broker = broker.with_group_timeouts(timeouts);
         broker.validate().context("invalid settings")?;
 
         Ok(Settings {

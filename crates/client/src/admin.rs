@@ -8,6 +8,7 @@ use rivulet_proto::v1;
 
 use crate::client::Client;
 use crate::error::ClientError;
+use crate::record::TopicPartition;
 
 /// Creates, deletes and describes topics, and describes consumer groups.
 ///
@@ -177,7 +178,22 @@ impl Admin {
                     lag: p.lag,
                 })
                 .collect(),
-            member_ids: reply.members.into_iter().map(|m| m.member_id).collect(),
+            members: reply
+                .members
+                .into_iter()
+                .map(|m| GroupMember {
+                    member_id: m.member_id,
+                    instance_id: m.instance_id,
+                    client_host: m.client_host,
+                    partitions: m
+                        .owned
+                        .into_iter()
+                        .map(|tp| TopicPartition::new(tp.topic, tp.partition))
+                        .collect(),
+                })
+                .collect(),
+            generation: reply.generation,
+            strategy: reply.strategy,
         })
     }
 }
@@ -407,7 +423,9 @@ impl PartitionDescription {
 pub struct ConsumerGroup {
     name: String,
     partitions: Vec<GroupPartition>,
-    member_ids: Vec<String>,
+    members: Vec<GroupMember>,
+    generation: u64,
+    strategy: String,
 }
 
 impl ConsumerGroup {
@@ -423,13 +441,68 @@ impl ConsumerGroup {
 
     /// The ids of the group's live members, sorted; empty when no consumer is a member now.
     /// While there are any, the server refuses commits from outside the group.
-    pub fn member_ids(&self) -> &[String] {
-        &self.member_ids
+    pub fn member_ids(&self) -> Vec<&str> {
+        self.members.iter().map(|m| m.member_id.as_str()).collect()
+    }
+
+    /// The group's live members, by member id.
+    pub fn members(&self) -> &[GroupMember] {
+        &self.members
+    }
+
+    /// The membership generation; 0 for a group that never had members.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The assignment strategy's name: "sticky", "range" or "round-robin".
+    pub fn strategy(&self) -> &str {
+        &self.strategy
+    }
+
+    /// The member holding `topic`/`partition` now, if any.
+    pub fn owner(&self, topic: &str, partition: u32) -> Option<&GroupMember> {
+        self.members.iter().find(|m| {
+            m.partitions
+                .iter()
+                .any(|tp| tp.topic() == topic && tp.partition() == partition)
+        })
     }
 
     /// Records not yet consumed, summed over every partition.
     pub fn total_lag(&self) -> u64 {
         self.partitions.iter().map(|p| p.lag).sum()
+    }
+}
+
+/// A live member of a consumer group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    member_id: String,
+    instance_id: Option<String>,
+    client_host: String,
+    partitions: Vec<TopicPartition>,
+}
+
+impl GroupMember {
+    /// The id the group gave the member.
+    pub fn member_id(&self) -> &str {
+        &self.member_id
+    }
+
+    /// Its static instance id, if it has one.
+    pub fn instance_id(&self) -> Option<&str> {
+        self.instance_id.as_deref()
+    }
+
+    /// Where it runs, as it reported.
+    pub fn client_host(&self) -> &str {
+        &self.client_host
+    }
+
+    /// The partitions it holds now.
+    pub fn partitions(&self) -> &[TopicPartition] {
+        &self.partitions
     }
 }
 

@@ -213,7 +213,11 @@ impl GroupMember {
     }
 }
 
-/// The host name shown by DescribeGroup, from `HOSTNAME`, else empty.
+/// The host name shown by DescribeGroup: `HOSTNAME`, else the kernel's host name, else empty.
 fn client_host() -> String {
-    std::env::var("HOSTNAME").unwrap_or_default()
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default()
 }

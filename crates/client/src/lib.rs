@@ -56,8 +56,8 @@ mod record;
 mod retry;
 
 pub use admin::{
-    Admin, ConsumerGroup, DurabilityPolicy, GroupPartition, NewTopic, PartitionDescription,
-    TopicDescription, TopicSummary,
+    Admin, ConsumerGroup, DurabilityPolicy, GroupMember, GroupPartition, NewTopic,
+    PartitionDescription, TopicDescription, TopicSummary,
 };
 pub use client::Client;
 pub use consumer::{CommitHandle, Consumer, ConsumerBuilder, OffsetReset};

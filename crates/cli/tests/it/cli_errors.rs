@@ -234,12 +234,31 @@ async fn reset_offsets_is_refused_while_the_group_has_live_members() {
     assert!(line.contains("1 live members"), "{line}");
     assert!(line.contains(&joined.member_id), "{line}");
 
-    // `consume --group` does not join, so the server refuses its commit while members live.
+    // Reading partitions by hand with a group is not membership: the server refuses its
+    // commit while members live.
     let out = rivulet(
         addr,
-        &["consume", "jobs", "--group", "crew", "--from-beginning"],
+        &[
+            "consume",
+            "jobs",
+            "--group",
+            "crew",
+            "--partition",
+            "0",
+            "--from-beginning",
+        ],
         b"",
     );
     out.failed(OTHER);
     assert_eq!(out.stdout_text(), "a\nb\n");
+
+    // As a member it joins, finds the only partition held by the other member, reads nothing
+    // and leaves cleanly.
+    let out = rivulet(
+        addr,
+        &["consume", "jobs", "--group", "crew", "--from-beginning"],
+        b"",
+    )
+    .ok();
+    assert_eq!(out, "");
 }

@@ -270,8 +270,8 @@ fn group_describe_shows_lag_and_reset_offsets_moves_it() {
     assert_eq!(
         table,
         "group workers: total lag 6, 0 live members\n\n\
-         TOPIC  PARTITION  COMMITTED  LOG-END  LAG\n\
-         work           0          4       10    6\n"
+         TOPIC  PARTITION  COMMITTED  LOG-END  LAG  MEMBER\n\
+         work           0          4       10    6       -\n"
     );
     let list = rivulet(addr, &["group", "list"], b"").ok();
     assert_eq!(

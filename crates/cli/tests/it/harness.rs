@@ -20,10 +20,16 @@ pub struct Server {
 impl Server {
     /// Starts the binary on a free port with data in `data_dir`; its log goes to `log_file`.
     pub fn start(data_dir: &Path, log_file: PathBuf) -> Server {
+        Self::start_with_args(data_dir, log_file, &[])
+    }
+
+    /// Starts the binary like [`Server::start`], with `extra` serve flags.
+    pub fn start_with_args(data_dir: &Path, log_file: PathBuf, extra: &[&str]) -> Server {
         let log = std::fs::File::create(&log_file).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env_remove("RUST_LOG")
             .env("RIVULET_LOG_LEVEL", "info")
             .stdin(Stdio::null())

@@ -12,6 +12,7 @@ mod cli_produce_consume;
 mod cli_topic;
 mod crash_loop;
 mod file_damage;
+mod group_members;
 mod harness;
 mod many_clients;
 mod python_client;
