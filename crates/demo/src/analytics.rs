@@ -3,16 +3,18 @@
 //! every few seconds, and routes cancelled flights (no departure time) to
 //! `flights.cancelled`, a dead-letter style topic.
 //!
-//! Owns its [`Stats`] (in memory only: a restarted analytics process would start its counts
-//! over from its committed offsets, which is why the demo kills the archive consumer, whose
-//! state survives) and its routing producer. It stops once it has read `--expect` flights.
+//! Joins the group with `subscribe`; commits every second (auto-commit) and on close, which
+//! also leaves the group. Owns its [`Stats`] (in memory only: a restarted analytics process
+//! would start its counts over from its committed offsets, which is why the demo kills the
+//! archive consumer, whose state survives) and its routing producer. It stops once it has read
+//! `--expect` flights.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use rivulet_client::{Client, DeliveryFuture, OffsetReset, ProducerRecord, TopicPartition};
+use rivulet_client::{Client, DeliveryFuture, OffsetReset, ProducerRecord};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -64,12 +66,6 @@ pub(crate) async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.timeout);
     let client = Client::connect(&args.addr).await?;
-    let partitions = client
-        .admin()
-        .describe_topic(SOURCE)
-        .await?
-        .partitions()
-        .len();
     let mut consumer = client
         .consumer()
         .group(GROUP)
@@ -77,19 +73,16 @@ pub(crate) async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
         .auto_commit(Some(Duration::from_secs(1)))
         .max_poll_records(5_000)
         .build();
-    // Consumer-group membership does not exist in the server yet, so this one process takes
-    // every partition of the topic by hand; a second member would read the same records.
-    consumer.assign((0..partitions).filter_map(|p| {
-        u32::try_from(p)
-            .ok()
-            .map(|p| TopicPartition::new(SOURCE, p))
-    }));
+    // A group member: the server assigns it the partitions of `flights` (all of them while it
+    // is the group's only member) and each starts from the group's committed offset.
+    consumer.subscribe([SOURCE]).await?;
     let producer = client.producer().linger(Duration::from_millis(20)).build();
 
     let mut stats = Stats::default();
     let mut result = AnalyticsResult::default();
     let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
     let mut next_table = Instant::now() + Duration::from_secs(args.table_every);
+    let mut announced = false;
     while stats.all.flights < args.expect {
         if Instant::now() > deadline {
             bail!(
@@ -99,7 +92,19 @@ pub(crate) async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
                 args.expect
             );
         }
-        for record in consumer.poll(Duration::from_millis(500)).await? {
+        let records = consumer.poll(Duration::from_millis(500)).await?;
+        if !announced && !consumer.assignment().is_empty() {
+            announced = true;
+            println!(
+                "member {} of group {GROUP}, generation {}: {} partitions of {SOURCE}, {} ms \
+                 after start",
+                consumer.member_id().unwrap_or_default(),
+                consumer.generation().unwrap_or(0),
+                consumer.assignment().len(),
+                started.elapsed().as_millis()
+            );
+        }
+        for record in records {
             let Some(flight) = record
                 .value()
                 .and_then(|v| serde_json::from_slice::<FlightView>(v).ok())
@@ -131,7 +136,7 @@ pub(crate) async fn run(args: AnalyticsArgs) -> anyhow::Result<()> {
                 delivery.await.context("routing a cancelled flight")?;
             }
         }
-        report_line::progress(stats.all.flights);
+        report_line::progress(stats.all.flights, None);
         if Instant::now() >= next_table {
             next_table = Instant::now() + Duration::from_secs(args.table_every);
             print_table(&stats, started);

@@ -3,15 +3,16 @@
 //!
 //! Owns the orchestration: topics (deleted and re-created, so a previous run's data does not
 //! count), the producer (in this process, with a progress bar), the two consumer processes it
-//! starts from its own binary and watches through their output, the SIGKILL and restart of the
-//! archive consumer half-way, the replays, and the checks. Every wait is bounded by
-//! `--timeout`; the only processes it signals are the children it started, by their handles.
+//! starts from its own binary and watches through their output, the SIGKILL of the archive
+//! consumer inside a commit interval once it has half the flights, its restart and how soon the
+//! group gives the new process its partitions back, the replays, and the checks. Every wait is
+//! bounded by `--timeout`; the only processes it signals are the children it started, by their
+//! handles.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,10 +21,11 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use rivulet_client::{Client, ClientError, Compression, DeliveryFuture, NewTopic, ProducerRecord};
 use rivulet_format::partition_for_key;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::analytics::{AnalyticsResult, CANCELLED, SOURCE, SOURCE_HEADER};
-use crate::archive::ArchiveResult;
+use crate::archive::{ArchiveResult, GROUP, MAX_POLL_RECORDS, Membership};
 use crate::data::{self, Dataset, Expected, FLIGHT_PARTITIONS, FlightView, known};
 use crate::event_time::new_york_midnight_ms;
 use crate::replay::{self, Flow, Start};
@@ -34,6 +36,13 @@ use crate::stats::thousands;
 const TOPICS: [(&str, u32); 3] = [(SOURCE, FLIGHT_PARTITIONS), ("weather", 3), (CANCELLED, 1)];
 /// Deliveries awaited at most this far behind the newest send.
 const MAX_PENDING: usize = 50_000;
+/// The archive consumer's static instance id, the same for the killed process and its
+/// successor.
+const ARCHIVE_INSTANCE: &str = "archive-1";
+/// From joining to holding its partitions, a restarted static member takes one heartbeat; a
+/// member without an instance id would wait until the dead one's session timeout (10 s by
+/// default) expired it. The check allows this much.
+const STATIC_TAKEOVER_BOUND_MS: u64 = 2_000;
 
 /// Arguments of `rivulet-demo run`.
 #[derive(Debug, Args)]
@@ -54,7 +63,8 @@ pub(crate) struct RunArgs {
     /// weather.
     #[arg(long)]
     limit: Option<u64>,
-    /// The archive consumer commits its offsets after this many records.
+    /// The archive consumer commits its offsets after this many records; more than two of its
+    /// polls (2,000), so that it can be killed with records archived past a commit.
     #[arg(long, default_value_t = 5_000)]
     commit_every: u64,
     /// Compression of produced batches.
@@ -136,6 +146,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<usize> {
     let started = Instant::now();
     let timeout = Duration::from_secs(args.timeout);
     let mut checks = Checks::default();
+    if args.commit_every <= 2 * MAX_POLL_RECORDS {
+        bail!(
+            "--commit-every must be above {} (two polls of the archive consumer), so that it can \
+             be killed inside a commit interval",
+            2 * MAX_POLL_RECORDS
+        );
+    }
 
     println!("== 0. data and topics");
     let dataset = data::load(&args.data, args.limit)?;
@@ -187,19 +204,24 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<usize> {
         &expected.flights.to_string(),
         "--commit-every",
         &args.commit_every.to_string(),
+        "--instance-id",
+        ARCHIVE_INSTANCE,
         "--timeout",
         &args.timeout.to_string(),
     ]
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let archive = tokio::spawn(supervise_archive(
-        exe.clone(),
-        archive_args,
-        console.clone(),
-        expected.flights / 2,
+    let archive = tokio::spawn(supervise_archive(ArchiveRun {
+        exe: exe.clone(),
+        args: archive_args,
+        console: console.clone(),
+        client: client.clone(),
+        kill_at: expected.flights / 2,
+        expected: expected.flights,
+        commit_every: args.commit_every,
         timeout,
-    ));
+    }));
 
     let produced = produce(&client, &dataset, args.compression, &console).await?;
     drop(dataset);
@@ -234,42 +256,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<usize> {
     );
 
     println!("== 4-5. archive group (fan-out), killed with SIGKILL and restarted");
-    checks.equal(
-        "archive holds every flight once",
-        archive.archived,
-        expected.flights,
-    );
-    checks.equal(
-        "archive per-origin totals",
-        &archive.by_origin,
-        &expected.by_origin,
-    );
-    let behind: u64 = archive
-        .resumed
-        .values()
-        .map(|r| r.archived - r.committed)
-        .sum();
-    checks.check(
-        "archive consumer killed mid-way and resumed from its committed offsets",
-        kill.killed_at > 0 && kill.killed_at < expected.flights,
-        format!(
-            "SIGKILL to pid {} at {} archived; restarted as pid {}",
-            kill.pid,
-            thousands(kill.killed_at),
-            kill.restarted_pid
-        ),
-    );
-    checks.check(
-        "duplicates after the restart = records archived past the last commit",
-        archive.duplicates == behind && behind <= args.commit_every + 2_000,
-        format!(
-            "{} read again and skipped; the archive was {} records ahead of the committed \
-             offsets (commit every {} records, polls of up to 2,000)",
-            thousands(archive.duplicates),
-            thousands(behind),
-            thousands(args.commit_every)
-        ),
-    );
+    check_archive(&mut checks, &archive, &kill, &expected, args.commit_every);
 
     println!("== 6. replays");
     replay_july_fourth(&client, &expected, timeout, &mut checks).await?;
@@ -286,6 +273,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<usize> {
         produced: &produced,
         analytics: &analytics,
         archive: &archive,
+        kill: &kill,
         total_secs: started.elapsed().as_secs_f64(),
     };
     summary
@@ -301,6 +289,83 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<usize> {
         }
     }
     Ok(failed)
+}
+
+/// Steps 4 and 5: the archive's totals, the kill inside a commit interval, the restarted
+/// member's partitions, and the duplicates.
+fn check_archive(
+    checks: &mut Checks,
+    archive: &ArchiveResult,
+    kill: &Kill,
+    expected: &Expected,
+    commit_every: u64,
+) {
+    checks.equal(
+        "archive holds every flight once",
+        archive.archived,
+        expected.flights,
+    );
+    checks.equal(
+        "archive per-origin totals",
+        &archive.by_origin,
+        &expected.by_origin,
+    );
+    let archived_at_restart: u64 = archive.resumed.values().map(|r| r.archived).sum();
+    let lead = archive.lead_at_assignment;
+    checks.check(
+        "archive consumer killed inside a commit interval, resumed from its committed offsets",
+        kill.reported > 0 && archived_at_restart < expected.flights && lead > 0,
+        format!(
+            "SIGKILL to pid {} when it reported {} archived, {} of them past its committed \
+             offsets; at the restart the files held {} and the committed offsets were {} behind; \
+             restarted as pid {}",
+            kill.pid,
+            thousands(kill.reported),
+            thousands(kill.reported_uncommitted),
+            thousands(archived_at_restart),
+            thousands(lead),
+            kill.restarted_pid
+        ),
+    );
+    let first = &kill.first;
+    let again = &kill.restarted;
+    let one_member = matches!(
+        kill.members_after.as_slice(),
+        [(id, Some(instance))] if *id == again.member_id && instance == ARCHIVE_INSTANCE
+    );
+    checks.check(
+        "restarted member (same instance id) got its partitions back at once, no rebalance",
+        again.partitions == first.partitions
+            && again.generation == first.generation
+            && one_member
+            && again.since_join_ms < STATIC_TAKEOVER_BOUND_MS,
+        format!(
+            "partitions {:?} back {} ms after the SIGKILL ({} ms after the new process started, \
+             {} ms after it joined), generation {} before and {} after, group members now {:?}; \
+             without an instance id they would wait for the dead member's session timeout (10 s \
+             by default)",
+            again.partitions,
+            kill.reassigned_after.as_millis(),
+            again.after_ms,
+            again.since_join_ms,
+            first.generation,
+            again.generation,
+            kill.members_after
+        ),
+    );
+    checks.check(
+        "duplicates after the restart = the archive's lead over the committed offsets",
+        archive.duplicates == lead && lead <= commit_every + MAX_POLL_RECORDS,
+        format!(
+            "{} read again and skipped; the archive was {} records ahead of the committed \
+             offsets (commit every {} records, polls of up to {}, so at most {})",
+            thousands(archive.duplicates),
+            thousands(lead),
+            thousands(commit_every),
+            thousands(MAX_POLL_RECORDS),
+            thousands(commit_every + MAX_POLL_RECORDS)
+        ),
+    );
 }
 
 /// Checks the data files against themselves and, for the full files, the published totals.
@@ -438,11 +503,23 @@ async fn produce(
     Ok(produced)
 }
 
+/// What a role process has reported so far through its output.
+#[derive(Debug, Clone, Default)]
+struct Reported {
+    /// Records handled, from the last `@progress` line.
+    records: u64,
+    /// Of those, records past the group's committed offsets, for a role that says.
+    uncommitted: Option<u64>,
+    /// Every `@member` line, with when it was read.
+    members: Vec<(std::time::Instant, String)>,
+    /// The `@result` line.
+    result: Option<String>,
+}
+
 /// A consumer process started from this binary, its output relayed line by line.
 struct Role {
     child: Child,
-    progress: Arc<AtomicU64>,
-    result: Arc<Mutex<Option<String>>>,
+    reported: watch::Receiver<Reported>,
     relay: Option<std::thread::JoinHandle<()>>,
     name: &'static str,
 }
@@ -462,21 +539,27 @@ impl Role {
             .spawn()
             .with_context(|| format!("cannot start the {name} consumer"))?;
         console.println(&format!("started the {name} consumer, pid {}", child.id()));
-        let progress = Arc::new(AtomicU64::new(0));
-        let result = Arc::new(Mutex::new(None));
+        let (report, reported) = watch::channel(Reported::default());
         let stdout = child.stdout.take().context("child stdout")?;
         let relay = {
-            let (progress, result, console) = (progress.clone(), result.clone(), console.clone());
+            let console = console.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(line) = line else { break };
                     match report_line::parse(&line) {
-                        Line::Progress(n) => progress.store(n, Ordering::Relaxed),
+                        Line::Progress {
+                            records,
+                            uncommitted,
+                        } => report.send_modify(|r| {
+                            r.records = records;
+                            r.uncommitted = uncommitted;
+                        }),
+                        Line::Member(json) => {
+                            let seen = std::time::Instant::now();
+                            report.send_modify(|r| r.members.push((seen, json.to_owned())));
+                        }
                         Line::Result(json) => {
-                            *result
-                                .lock()
-                                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                                Some(json.to_owned());
+                            report.send_modify(|r| r.result = Some(json.to_owned()));
                         }
                         Line::Text(text) => console.println(&format!("[{name}] {text}")),
                     }
@@ -485,15 +568,20 @@ impl Role {
         };
         Ok(Role {
             child,
-            progress,
-            result,
+            reported,
             relay: Some(relay),
             name,
         })
     }
 
-    fn progress(&self) -> u64 {
-        self.progress.load(Ordering::Relaxed)
+    /// Waits until the process reports something new, or at most `most`.
+    async fn next_report(&mut self, most: Duration) {
+        match tokio::time::timeout(most, self.reported.changed()).await {
+            Ok(Ok(())) => {}
+            // The output closed: nothing more will come, so just pause before looking again.
+            Ok(Err(_)) => tokio::time::sleep(most.min(Duration::from_millis(10))).await,
+            Err(_) => {}
+        }
     }
 
     /// Whether the process has exited.
@@ -536,50 +624,141 @@ impl Role {
         if !status.success() {
             bail!("the {} consumer failed: {status}", self.name);
         }
-        let result = self
-            .result
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let result = self.reported.borrow().result.clone();
         result.with_context(|| format!("the {} consumer reported no result", self.name))
     }
 }
 
-/// What happened to the first archive process.
-#[derive(Debug, Clone, Copy)]
-struct Kill {
-    pid: u32,
-    killed_at: u64,
-    restarted_pid: u32,
-}
-
-/// Runs the archive consumer, kills it with SIGKILL once it has archived `kill_at` flights,
-/// starts it again, and returns the second process's result.
-async fn supervise_archive(
+/// What the archive supervisor needs.
+struct ArchiveRun {
     exe: PathBuf,
     args: Vec<String>,
     console: Console,
+    client: Client,
+    /// Kill once at least this many flights are archived.
     kill_at: u64,
+    /// Flights in the run.
+    expected: u64,
+    commit_every: u64,
     timeout: Duration,
-) -> anyhow::Result<(String, Kill)> {
-    let deadline = Instant::now() + timeout;
-    let mut first = Role::spawn("archive", &exe, &args, &console)?;
-    while first.progress() < kill_at.max(1) {
-        if first.exited()? || Instant::now() > deadline {
-            bail!("the archive consumer stopped (or stalled) before it could be killed mid-way");
+}
+
+/// What happened to the first archive process and how its successor took over.
+#[derive(Debug, Clone)]
+struct Kill {
+    pid: u32,
+    /// Flights archived, as last reported before the SIGKILL.
+    reported: u64,
+    /// Of those, how many were past the committed offsets.
+    reported_uncommitted: u64,
+    /// The killed process's membership.
+    first: Membership,
+    restarted_pid: u32,
+    /// The restarted process's first membership holding as many partitions as the first.
+    restarted: Membership,
+    /// From the SIGKILL to the restarted process reporting that membership.
+    reassigned_after: Duration,
+    /// The group's members (id, instance id) right after the restart's assignment.
+    members_after: Vec<(String, Option<String>)>,
+}
+
+/// Whether an archive report is the moment to kill: at least `kill_at` archived, some records
+/// past the committed offsets, and room for another whole poll before the next commit, so the
+/// process is at least two polls away from committing when the signal lands.
+fn inside_commit_interval(
+    records: u64,
+    uncommitted: u64,
+    kill_at: u64,
+    expected: u64,
+    commit_every: u64,
+) -> bool {
+    records >= kill_at.max(1)
+        && records < expected
+        && uncommitted > 0
+        && uncommitted + MAX_POLL_RECORDS < commit_every
+}
+
+/// Runs the archive consumer, kills it with SIGKILL inside a commit interval once it has
+/// archived half the flights, starts it again, measures how soon the group gives the new
+/// process its partitions back, and returns the second process's result.
+async fn supervise_archive(run: ArchiveRun) -> anyhow::Result<(String, Kill)> {
+    let deadline = Instant::now() + run.timeout;
+    let mut first = Role::spawn("archive", &run.exe, &run.args, &run.console)?;
+    let at_kill = loop {
+        let now = first.reported.borrow_and_update().clone();
+        let uncommitted = now.uncommitted.unwrap_or(0);
+        if inside_commit_interval(
+            now.records,
+            uncommitted,
+            run.kill_at,
+            run.expected,
+            run.commit_every,
+        ) {
+            break now;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+        if first.exited()? || Instant::now() > deadline {
+            bail!(
+                "the archive consumer stopped (or stalled) before it could be killed inside a \
+                 commit interval (last report: {} archived, {uncommitted} past the commit)",
+                now.records
+            );
+        }
+        first.next_report(Duration::from_millis(50)).await;
+    };
     let pid = first.child.id();
     first.kill()?;
-    // The process may have archived a little more between its last report and the kill.
-    console.println(&format!(
+    let killed = std::time::Instant::now();
+    let first_member: Membership = match at_kill.members.last() {
+        Some((_, json)) => report_line::decode(json)?,
+        None => bail!("the archive consumer archived records without reporting its membership"),
+    };
+    run.console.println(&format!(
         "killed the archive consumer (pid {pid}) with SIGKILL after it reported {} flights \
-         archived; restarting it",
-        thousands(kill_at)
+         archived, {} of them past its committed offsets; restarting it",
+        thousands(at_kill.records),
+        thousands(at_kill.uncommitted.unwrap_or(0))
     ));
-    let second = Role::spawn("archive", &exe, &args, &console)?;
+
+    let mut second = Role::spawn("archive", &run.exe, &run.args, &run.console)?;
     let restarted_pid = second.child.id();
+    let (seen, restarted) = loop {
+        let found = second
+            .reported
+            .borrow_and_update()
+            .members
+            .iter()
+            .find_map(|(seen, json)| {
+                let member: Membership = report_line::decode(json).ok()?;
+                (member.partitions.len() >= first_member.partitions.len())
+                    .then_some((*seen, member))
+            });
+        if let Some(found) = found {
+            break found;
+        }
+        if second.exited()? || Instant::now() > deadline {
+            bail!("the restarted archive consumer did not get its partitions back");
+        }
+        second.next_report(Duration::from_millis(50)).await;
+    };
+    let reassigned_after = seen.saturating_duration_since(killed);
+    let members_after = run
+        .client
+        .admin()
+        .describe_group(GROUP)
+        .await?
+        .members()
+        .iter()
+        .map(|m| (m.member_id().to_owned(), m.instance_id().map(str::to_owned)))
+        .collect();
+    run.console.println(&format!(
+        "the restarted archive consumer (pid {restarted_pid}) got partitions {:?} back {} ms \
+         after the SIGKILL, generation {} (was {})",
+        restarted.partitions,
+        reassigned_after.as_millis(),
+        restarted.generation,
+        first_member.generation
+    ));
+
     let result = second
         .wait(deadline.saturating_duration_since(Instant::now()))
         .await?;
@@ -587,8 +766,13 @@ async fn supervise_archive(
         result,
         Kill {
             pid,
-            killed_at: kill_at,
+            reported: at_kill.records,
+            reported_uncommitted: at_kill.uncommitted.unwrap_or(0),
+            first: first_member,
             restarted_pid,
+            restarted,
+            reassigned_after,
+            members_after,
         },
     ))
 }
@@ -753,6 +937,7 @@ struct Summary<'a> {
     produced: &'a Produced,
     analytics: &'a AnalyticsResult,
     archive: &'a ArchiveResult,
+    kill: &'a Kill,
     total_secs: f64,
 }
 
@@ -788,6 +973,23 @@ impl Summary<'_> {
             self.archive.read as f64 / archive_secs,
             thousands(self.archive.duplicates)
         );
+        println!(
+            "  restart    SIGKILL at {} archived ({} past the commit); partitions back {} ms \
+             later (generation {} kept); {} records read twice",
+            thousands(self.kill.reported),
+            thousands(self.kill.reported_uncommitted),
+            self.kill.reassigned_after.as_millis(),
+            self.kill.restarted.generation,
+            thousands(self.archive.duplicates)
+        );
+        self.print_disk(client, server_data_dir).await
+    }
+
+    async fn print_disk(
+        &self,
+        client: &Client,
+        server_data_dir: Option<&Path>,
+    ) -> anyhow::Result<()> {
         let mut by_topic = BTreeMap::new();
         for (topic, _) in TOPICS {
             let description = client.admin().describe_topic(topic).await?;
@@ -801,19 +1003,31 @@ impl Summary<'_> {
         let logs: u64 = by_topic.values().sum();
         let per_topic: Vec<String> = by_topic
             .iter()
-            .map(|(t, b)| format!("{t} {:.1} MB", *b as f64 / 1e6))
+            .map(|(t, b)| format!("{t} {}", mb(*b)))
             .collect();
         println!(
-            "  on disk    {:.1} MB of logs ({}); {:.2} bytes stored per byte of JSON",
-            logs as f64 / 1e6,
+            "  on disk    {} of log segments as the server counts them ({}); {:.2} bytes stored \
+             per byte of JSON",
+            mb(logs),
             per_topic.join(", "),
-            logs as f64 / p.value_bytes.max(1) as f64
+            logs as f64 / self.produced.value_bytes.max(1) as f64
         );
         if let Some(dir) = server_data_dir {
+            let usage = disk_usage(dir);
             println!(
-                "             {:.1} MB in {} (logs, indexes, metadata, group offsets)",
-                dir_bytes(dir) as f64 / 1e6,
-                dir.display()
+                "             {} allocated in {} (blocks; {} of file lengths): segment logs {}, \
+                 indexes {}, other {}, {} files",
+                mb(usage.allocated),
+                dir.display(),
+                mb(usage.apparent),
+                mb(usage.logs),
+                mb(usage.indexes),
+                mb(usage.allocated.saturating_sub(usage.logs + usage.indexes)),
+                usage.files
+            );
+            println!(
+                "             (an active segment's offset and time indexes are allocated at their \
+                 full size when it opens, whatever it holds)"
             );
         }
         println!("  time       {:.1} s for the whole run", self.total_secs);
@@ -821,17 +1035,99 @@ impl Summary<'_> {
     }
 }
 
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Space taken by the files under a directory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct DiskUsage {
+    /// Bytes of blocks allocated (`st_blocks` * 512): what the files really take.
+    allocated: u64,
+    /// Sum of file lengths, which counts preallocated and sparse space in full.
+    apparent: u64,
+    /// Allocated bytes of segment logs (`*.log`).
+    logs: u64,
+    /// Allocated bytes of offset and time indexes (`*.index`, `*.timeindex`).
+    indexes: u64,
+    files: u64,
+}
+
+/// Adds up every file under `dir`; what cannot be read counts as nothing.
+fn disk_usage(dir: &Path) -> DiskUsage {
+    let mut usage = DiskUsage::default();
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return usage;
     };
-    entries
-        .filter_map(Result::ok)
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_bytes(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
+    for entry in entries.filter_map(Result::ok) {
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.is_dir() {
+            let inner = disk_usage(&entry.path());
+            usage.allocated += inner.allocated;
+            usage.apparent += inner.apparent;
+            usage.logs += inner.logs;
+            usage.indexes += inner.indexes;
+            usage.files += inner.files;
+            continue;
+        }
+        let allocated = allocated_bytes(&meta);
+        usage.allocated += allocated;
+        usage.apparent += meta.len();
+        usage.files += 1;
+        match entry.path().extension().and_then(|e| e.to_str()) {
+            Some("log") => usage.logs += allocated,
+            Some("index" | "timeindex") => usage.indexes += allocated,
+            _ => {}
+        }
+    }
+    usage
+}
+
+#[cfg(unix)]
+fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.blocks().saturating_mul(512)
+}
+
+#[cfg(not(unix))]
+fn allocated_bytes(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kill_waits_for_a_lead_with_room_before_the_next_commit() {
+        let (half, all, every) = (10_000, 20_000, 5_000);
+        // The largest lead from which the next poll cannot complete the interval.
+        let room = every - MAX_POLL_RECORDS - 1;
+        assert!(!inside_commit_interval(9_000, 1_000, half, all, every));
+        assert!(!inside_commit_interval(10_000, 0, half, all, every));
+        assert!(inside_commit_interval(10_000, 1, half, all, every));
+        assert!(inside_commit_interval(11_000, room, half, all, every));
+        // The next poll could complete the interval and commit before the signal lands.
+        assert!(!inside_commit_interval(11_000, room + 1, half, all, every));
+        // Done: nothing would be left to resume.
+        assert!(!inside_commit_interval(20_000, 1_000, half, all, every));
+    }
+
+    #[test]
+    fn a_sparse_file_counts_its_blocks_not_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let sparse = std::fs::File::create(dir.path().join("0.index")).unwrap();
+        sparse.set_len(8 << 20).unwrap();
+        std::fs::write(dir.path().join("0.log"), vec![1u8; 10_000]).unwrap();
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p/meta"), b"x").unwrap();
+        let usage = disk_usage(dir.path());
+        assert_eq!(usage.files, 3);
+        assert_eq!(usage.apparent, (8 << 20) + 10_001);
+        assert!(usage.logs >= 10_000, "{usage:?}");
+        assert!(usage.indexes < 1 << 20, "{usage:?}");
+        assert!(usage.allocated < usage.apparent, "{usage:?}");
+    }
 }

@@ -82,7 +82,9 @@ fn run_demo(server: &Server, work_dir: &Path, limit: u64, timeout: Duration) -> 
     let out = std::fs::File::create(&out_path).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_rivulet-demo"))
         .args(["run", "--addr", &server.addr, "--limit", &limit.to_string()])
-        .args(["--commit-every", "1000", "--timeout", "120", "--data"])
+        // Polls return up to 1,000 records, so with commits every 5,000 the archive consumer
+        // is killed with up to a few thousand records archived past its committed offsets.
+        .args(["--commit-every", "5000", "--timeout", "120", "--data"])
         .arg(&data)
         .arg("--work-dir")
         .arg(work_dir)
@@ -110,6 +112,40 @@ fn run_demo(server: &Server, work_dir: &Path, limit: u64, timeout: Duration) -> 
     (status.code().unwrap_or(-1), output)
 }
 
+/// The number just before `suffix` in the line of `output` that contains it: `"2,000"` in
+/// `"...: 2,000 read again and skipped"`.
+fn number_before(output: &str, suffix: &str) -> u64 {
+    let line = output
+        .lines()
+        .find(|line| line.contains(suffix))
+        .unwrap_or_else(|| panic!("no line with {suffix:?} in:\n{output}"));
+    let head = &line[..line.find(suffix).unwrap()];
+    let digits: String = head
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number before {suffix:?} in {line:?}"))
+}
+
+/// Checks that the archive consumer was killed inside a commit interval, so its successor read
+/// records again, and that it got its partitions back through static membership.
+fn assert_restart_reread_records(output: &str) {
+    assert!(output.contains("with SIGKILL"), "{output}");
+    assert!(
+        output.contains("PASS restarted member (same instance id) got its partitions back"),
+        "{output}"
+    );
+    let duplicates = number_before(output, " read again and skipped;");
+    assert!(duplicates > 0, "the restart read nothing again:\n{output}");
+    // At most one commit interval plus one poll.
+    assert!(duplicates <= 6_000, "{duplicates} duplicates:\n{output}");
+}
+
 #[test]
 fn the_demo_passes_every_check_on_a_slice_and_again_on_the_same_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +157,7 @@ fn the_demo_passes_every_check_on_a_slice_and_again_on_the_same_server() {
     assert!(output.contains("all "), "{output}");
     assert!(output.contains("checks passed"), "{output}");
     assert!(!output.contains("FAIL"), "{output}");
-    assert!(output.contains("with SIGKILL"), "{output}");
+    assert_restart_reread_records(&output);
     // An even slice of 336,776 rows with a stride of 17 keeps 19,811 flights.
     assert!(output.contains("loaded 19,811 flights"), "{output}");
 
@@ -132,4 +168,5 @@ fn the_demo_passes_every_check_on_a_slice_and_again_on_the_same_server() {
         "{output}"
     );
     assert!(output.contains("checks passed"), "{output}");
+    assert_restart_reread_records(&output);
 }
