@@ -16,6 +16,15 @@
 //! disappears in one rename (into `trash/`), each followed by an fsync of `topics/`, so a crash
 //! never leaves a half-created or half-deleted topic behind.
 //!
+//! A topic directory that start-up cannot load (its metadata file is missing, unreadable or
+//! damaged, a partition directory is missing, or a partition log reports damage on open) does
+//! not stop the broker: the topic is kept aside as *damaged*, with what is wrong. It is listed,
+//! its name stays taken, every other operation on it fails with
+//! [`BrokerError::TopicDamaged`], and deleting it is the one change allowed. Nothing in its
+//! directory is written, and its committed offsets are kept. The metadata is not rebuilt from
+//! the partition directories: the settings (retention, size limits, durability) and the
+//! creation time are stored nowhere else, so a rebuilt file would silently change the topic.
+//!
 //! Storage calls block, so they run on tokio's blocking pool (`spawn_blocking`) rather than on
 //! a thread per partition: a broker may hold 10 000 partitions, most of them idle, and a thread
 //! each would cost memory and scheduling for nothing, while the pool grows only with the
@@ -32,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
-use rivulet_storage::PartitionLog;
+use rivulet_storage::{PartitionLog, StorageError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
@@ -42,7 +51,7 @@ use crate::config::{BrokerConfig, DurabilityPolicy, TopicConfig};
 use crate::error::{BrokerError, Result};
 use crate::group_offsets::GroupOffsets;
 use crate::membership::GroupMembers;
-use crate::metadata::{self, TopicMetadata};
+use crate::metadata::{self, METADATA_FILE, TopicMetadata};
 use crate::topic::{Partition, Topic};
 use crate::topic_name::{collision_key, validate_topic_name, validate_user_topic_name};
 
@@ -62,6 +71,9 @@ pub(crate) struct Shared {
     pub(crate) config: BrokerConfig,
     pub(crate) layout: Layout,
     pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Topics found on disk at start that cannot be served, by name, with what is wrong
+    /// (without file paths). Never in `topics` at the same time.
+    damaged: RwLock<BTreeMap<String, String>>,
     /// Serialises topic creation and deletion.
     admin: tokio::sync::Mutex<()>,
     pub(crate) offsets: RwLock<Option<Arc<GroupOffsets>>>,
@@ -159,33 +171,40 @@ impl Broker {
     /// every committed offset, recovering logs after an unclean stop, and starts the background
     /// task that syncs interval-policy topics and applies retention.
     ///
+    /// Damage does not stop the start: a topic that cannot be loaded is kept aside as damaged
+    /// (see [`BrokerError::TopicDamaged`]), and the offsets log is replayed around any range
+    /// it cannot read, leaving the offsets that range may have superseded in doubt (see
+    /// [`BrokerError::CommitsInDoubt`]). Both are logged with `error!`.
+    ///
     /// # Errors
     ///
-    /// [`BrokerError::InvalidConfig`]; [`BrokerError::Corrupt`] if a topic's metadata file or
-    /// the offsets log is damaged; I/O errors.
+    /// [`BrokerError::InvalidConfig`]; I/O errors on the data directory, a partition log or
+    /// the offsets log, and running out of file descriptors or memory.
     pub async fn open(config: BrokerConfig) -> Result<Broker> {
         config.validate()?;
         let layout = Layout::new(&config.data_dir);
         let compact_bytes = config.offsets_compact_bytes;
-        let (topics, offsets, layout) = blocking(move || {
+        let (loaded, offsets, layout) = blocking(move || {
             prepare_dirs(&layout)?;
-            let topics = load_topics(&layout)?;
+            let loaded = load_topics(&layout)?;
             let offsets = GroupOffsets::open(&layout.offsets, compact_bytes)?;
+            // A damaged topic still exists: its committed offsets are kept.
             let stale: Vec<String> = offsets
                 .topics()
                 .into_iter()
-                .filter(|t| !topics.contains_key(t))
+                .filter(|t| !loaded.topics.contains_key(t) && !loaded.damaged.contains_key(t))
                 .collect();
             if !stale.is_empty() {
                 // A topic deletion was interrupted after its directory went away.
                 offsets.remove_topics(|t| stale.iter().any(|s| s == t), now_ms())?;
             }
-            Ok((topics, offsets, layout))
+            Ok((loaded, offsets, layout))
         })
         .await?;
         info!(
             data_dir = %config.data_dir.display(),
-            topics = topics.len(),
+            topics = loaded.topics.len(),
+            damaged_topics = loaded.damaged.len(),
             "broker opened"
         );
 
@@ -193,7 +212,8 @@ impl Broker {
             admission: Admission::new(config.max_in_flight_bytes, config.busy_retry_after),
             config,
             layout,
-            topics: RwLock::new(topics),
+            topics: RwLock::new(loaded.topics),
+            damaged: RwLock::new(loaded.damaged),
             admin: tokio::sync::Mutex::new(()),
             offsets: RwLock::new(Some(Arc::new(offsets))),
             metrics: Counters::default(),
@@ -263,7 +283,8 @@ impl Broker {
     }
 
     /// Deletes a topic: its data is removed from disk, its committed offsets are removed, and
-    /// fetches waiting on it return [`BrokerError::UnknownTopic`].
+    /// fetches waiting on it return [`BrokerError::UnknownTopic`]. A damaged topic (see
+    /// [`BrokerError::TopicDamaged`]) is deleted the same way, files and all.
     ///
     /// # Errors
     ///
@@ -271,10 +292,9 @@ impl Broker {
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
         let _ticket = self.shared.admission.admit(0)?;
         let _admin = self.shared.admin.lock().await;
-        let Some(topic) = self.shared.topics.write().remove(name) else {
-            return Err(BrokerError::UnknownTopic {
-                topic: name.to_owned(),
-            });
+        let removed = self.shared.topics.write().remove(name);
+        let Some(topic) = removed else {
+            return self.delete_damaged_topic(name).await;
         };
         for partition in &topic.partitions {
             partition.close_signal();
@@ -289,36 +309,49 @@ impl Broker {
             for partition in &topic.partitions {
                 partition.log.retire();
             }
-            let trash = shared
-                .layout
-                .trash
-                .join(format!("{owned}.{}", SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos())));
-            let scope = topic_scope(&owned);
-            fs::rename(shared.layout.topic_dir(&owned), &trash)
-                .map_err(|e| BrokerError::io(&scope, "move topic to trash", e))?;
-            metadata::sync_dir(&shared.layout.topics)
-                .map_err(|e| BrokerError::io(&scope, "sync topics directory", e))?;
-            offsets.remove_topics(|t| t == owned, now_ms())?;
-            if let Err(err) = fs::remove_dir_all(&trash) {
-                warn!(topic = %owned, error = %err, "could not remove deleted topic's files; they go at next start");
-            }
-            Ok(())
+            remove_topic_files(&shared.layout, &owned)?;
+            offsets.remove_topics(|t| t == owned, now_ms())
         })
         .await?;
         info!(topic = name, "topic deleted");
         Ok(())
     }
 
-    /// Names of all topics, sorted. Internal topics are not listed.
+    /// Deletes a topic kept aside as damaged; the caller holds the admin lock.
+    async fn delete_damaged_topic(&self, name: &str) -> Result<()> {
+        if !self.shared.damaged.read().contains_key(name) {
+            return Err(BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            });
+        }
+        let offsets = self.offsets()?;
+        let shared = Arc::clone(&self.shared);
+        let owned = name.to_owned();
+        self.shared.damaged.write().remove(name);
+        blocking(move || {
+            remove_topic_files(&shared.layout, &owned)?;
+            offsets.remove_topics(|t| t == owned, now_ms())
+        })
+        .await?;
+        info!(topic = name, "damaged topic deleted");
+        Ok(())
+    }
+
+    /// Names of all topics, sorted, damaged ones included (see
+    /// [`BrokerError::TopicDamaged`]). Internal topics are not listed.
     pub fn list_topics(&self) -> Vec<String> {
-        self.shared.topics.read().keys().cloned().collect()
+        let mut names: Vec<String> = self.shared.topics.read().keys().cloned().collect();
+        names.extend(self.shared.damaged.read().keys().cloned());
+        names.sort();
+        names
     }
 
     /// A topic's settings and, per partition, its offsets, durable offset and size.
     ///
     /// # Errors
     ///
-    /// [`BrokerError::UnknownTopic`].
+    /// [`BrokerError::UnknownTopic`]; [`BrokerError::TopicDamaged`] for a topic whose files
+    /// could not be loaded at start.
     pub fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
         let topic = self.topic(name)?;
         let partitions = topic
@@ -419,15 +452,21 @@ impl Broker {
         Ok(())
     }
 
+    /// The live topic `name`; every operation on a topic goes through here (or
+    /// [`Broker::partition`]), so a damaged topic is refused the same way everywhere.
     pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.shared
-            .topics
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BrokerError::UnknownTopic {
+        if let Some(topic) = self.shared.topics.read().get(name) {
+            return Ok(Arc::clone(topic));
+        }
+        match self.shared.damaged.read().get(name) {
+            Some(detail) => Err(BrokerError::TopicDamaged {
                 topic: name.to_owned(),
-            })
+                detail: detail.clone(),
+            }),
+            None => Err(BrokerError::UnknownTopic {
+                topic: name.to_owned(),
+            }),
+        }
     }
 
     pub(crate) fn partition(&self, name: &str, partition: u32) -> Result<Arc<Partition>> {
@@ -451,14 +490,12 @@ impl Broker {
             .ok_or(BrokerError::ShuttingDown)
     }
 
+    /// An existing topic, live or damaged, whose name collides with `name`.
     fn colliding_topic(&self, name: &str) -> Option<String> {
         let key = collision_key(name);
-        self.shared
-            .topics
-            .read()
-            .keys()
-            .find(|existing| collision_key(existing) == key)
-            .cloned()
+        let collides = |existing: &&String| collision_key(existing) == key;
+        let live = self.shared.topics.read().keys().find(collides).cloned();
+        live.or_else(|| self.shared.damaged.read().keys().find(collides).cloned())
     }
 }
 
@@ -521,10 +558,27 @@ fn prepare_dirs(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
-/// Opens every topic under `topics/`.
-fn load_topics(layout: &Layout) -> Result<BTreeMap<String, Arc<Topic>>> {
+/// The topics found under `topics/` at start.
+struct LoadedTopics {
+    topics: BTreeMap<String, Arc<Topic>>,
+    /// Topics that cannot be served, with what is wrong.
+    damaged: BTreeMap<String, String>,
+}
+
+/// What start-up made of one topic directory.
+enum Found {
+    Topic(Topic),
+    /// The topic cannot be served; what is wrong, without file paths.
+    Damaged(String),
+}
+
+/// Opens every topic under `topics/`, keeping aside the ones that cannot be loaded.
+fn load_topics(layout: &Layout) -> Result<LoadedTopics> {
     let scope = "the data directory";
-    let mut topics = BTreeMap::new();
+    let mut loaded = LoadedTopics {
+        topics: BTreeMap::new(),
+        damaged: BTreeMap::new(),
+    };
     let entries =
         fs::read_dir(&layout.topics).map_err(|e| BrokerError::io(scope, "list topics", e))?;
     for entry in entries {
@@ -537,33 +591,122 @@ fn load_topics(layout: &Layout) -> Result<BTreeMap<String, Arc<Topic>>> {
             warn!(entry = %name, "ignoring entry in topics directory that is not a topic name");
             continue;
         }
-        let dir = entry.path();
-        let meta = metadata::read(&dir)
-            .map_err(|e| BrokerError::io(&topic_scope(&name), "read topic metadata", e))?
-            .map_err(|detail| BrokerError::Corrupt {
-                scope: format!("metadata of topic {name:?}"),
-                detail,
-            })?;
-        if meta.name != name {
-            return Err(BrokerError::Corrupt {
-                scope: format!("metadata of topic {name:?}"),
-                detail: format!("it names topic {:?}", meta.name),
-            });
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            warn!(entry = %name, "ignoring entry in topics directory that is not a directory");
+            continue;
         }
-        let topic = open_topic(&dir, meta)?;
-        topics.insert(name, Arc::new(topic));
+        match load_topic(&entry.path(), &name)? {
+            Found::Topic(topic) => {
+                loaded.topics.insert(name, Arc::new(topic));
+            }
+            Found::Damaged(detail) => {
+                error!(
+                    topic = %name,
+                    damage = %detail,
+                    "topic cannot be served: it is listed as damaged, every request on it \
+                     answers DATA_LOSS, and its files are left as found; restore them from a \
+                     backup and restart, or delete the topic"
+                );
+                loaded.damaged.insert(name, detail);
+            }
+        }
     }
-    Ok(topics)
+    Ok(loaded)
+}
+
+/// Loads the topic in `dir`, or says why it cannot be served. Reads only: a damaged topic's
+/// files are left exactly as found.
+///
+/// # Errors
+///
+/// Failures that are not the topic's own: running out of descriptors or memory, and I/O
+/// errors opening a partition log (which every topic would meet).
+fn load_topic(dir: &Path, name: &str) -> Result<Found> {
+    let scope = topic_scope(name);
+    let meta = match metadata::read(dir) {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(detail)) => {
+            return Ok(Found::Damaged(format!(
+                "its metadata file ({METADATA_FILE}) is damaged: {detail}"
+            )));
+        }
+        Err(err) if is_process_limit(&err) => {
+            return Err(BrokerError::io(&scope, "read topic metadata", err));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Found::Damaged(format!(
+                "its metadata file ({METADATA_FILE}) is missing"
+            )));
+        }
+        Err(err) => {
+            return Ok(Found::Damaged(format!(
+                "its metadata file ({METADATA_FILE}) cannot be read: {err}"
+            )));
+        }
+    };
+    if meta.name != name {
+        return Ok(Found::Damaged(format!(
+            "its metadata file ({METADATA_FILE}) names topic {:?}",
+            meta.name
+        )));
+    }
+    // Opening a log creates a missing directory: the partition would start again at offset 0
+    // and hand out offsets it has served before.
+    if let Some(missing) = (0..meta.partitions).find(|i| !dir.join(i.to_string()).is_dir()) {
+        return Ok(Found::Damaged(format!(
+            "partition {missing} of its {} has no directory",
+            meta.partitions
+        )));
+    }
+    match open_topic_logs(dir, meta) {
+        Ok(topic) => Ok(Found::Topic(topic)),
+        Err((index, err)) => match BrokerError::from_storage(name, index, err) {
+            BrokerError::Corrupt { detail, .. } => Ok(Found::Damaged(format!(
+                "partition {index} cannot be opened: {detail}"
+            ))),
+            err => Err(err),
+        },
+    }
+}
+
+/// Errors that say the process, not the file, is at fault.
+fn is_process_limit(err: &std::io::Error) -> bool {
+    // EMFILE (24), ENFILE (23), ENOMEM (12) on Linux.
+    err.kind() == std::io::ErrorKind::OutOfMemory
+        || matches!(err.raw_os_error(), Some(12) | Some(23) | Some(24))
+}
+
+/// Moves a topic's directory into `trash/` (durably), then removes it.
+fn remove_topic_files(layout: &Layout, name: &str) -> Result<()> {
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let trash = layout.trash.join(format!("{name}.{stamp}"));
+    let scope = topic_scope(name);
+    fs::rename(layout.topic_dir(name), &trash)
+        .map_err(|e| BrokerError::io(&scope, "move topic to trash", e))?;
+    metadata::sync_dir(&layout.topics)
+        .map_err(|e| BrokerError::io(&scope, "sync topics directory", e))?;
+    if let Err(err) = fs::remove_dir_all(&trash) {
+        warn!(topic = %name, error = %err, "could not remove deleted topic's files; they go at next start");
+    }
+    Ok(())
 }
 
 /// Opens the partition logs of a topic whose directory is in place.
 fn open_topic(dir: &Path, meta: TopicMetadata) -> Result<Topic> {
+    let name = meta.name.clone();
+    open_topic_logs(dir, meta).map_err(|(index, err)| BrokerError::from_storage(&name, index, err))
+}
+
+/// [`open_topic`], failing with the partition whose log did not open.
+fn open_topic_logs(dir: &Path, meta: TopicMetadata) -> Result<Topic, (u32, StorageError)> {
     let name: Arc<str> = Arc::from(meta.name.as_str());
     let log_config = meta.config.log_config();
     let mut partitions = Vec::with_capacity(meta.partitions as usize);
     for index in 0..meta.partitions {
         let (log, report) = PartitionLog::open(dir.join(index.to_string()), log_config.clone())
-            .map_err(|e| BrokerError::from_storage(&name, index, e))?;
+            .map_err(|e| (index, e))?;
         if !report.clean_shutdown && report.log_end_offset > 0 {
             info!(
                 topic = %name,

@@ -209,6 +209,34 @@ pub enum BrokerError {
         /// What is damaged and which offsets cannot be read.
         detail: String,
     },
+    /// A topic found on disk at start that cannot be served: its metadata file is missing,
+    /// unreadable or damaged, or one of its partitions is. The topic is listed, every other
+    /// operation on it is refused with this error, and nothing in its directory was changed.
+    #[error(
+        "topic {topic:?} cannot be served: {detail}; nothing in its directory was changed. \
+         Restore what is damaged from a backup and restart the server, or delete the topic \
+         (which removes its data)"
+    )]
+    TopicDamaged {
+        /// The topic.
+        topic: String,
+        /// What is damaged, without file paths.
+        detail: String,
+    },
+    /// Some of a group's committed offsets may be older than its last commits: records of the
+    /// group offsets log written after them cannot be read. The offsets stay in doubt (and are
+    /// refused with this error rather than served) until the group commits them again.
+    #[error(
+        "committed offsets of group {group:?} may be stale: {detail}. Commit these partitions \
+         again (for example with `rivulet group reset-offsets`) to resolve it"
+    )]
+    CommitsInDoubt {
+        /// The group.
+        group: String,
+        /// Which partitions are in doubt, their last readable commits, and the damaged range
+        /// of the offsets log.
+        detail: String,
+    },
     /// The broker is shutting down and accepts no new requests.
     #[error("broker is shutting down")]
     ShuttingDown,
@@ -246,7 +274,9 @@ impl BrokerError {
             BrokerError::Busy { .. } | BrokerError::DiskFull { .. } | BrokerError::ShuttingDown => {
                 ErrorKind::Unavailable
             }
-            BrokerError::Corrupt { .. } => ErrorKind::DataLoss,
+            BrokerError::Corrupt { .. }
+            | BrokerError::TopicDamaged { .. }
+            | BrokerError::CommitsInDoubt { .. } => ErrorKind::DataLoss,
             BrokerError::Internal { .. } => ErrorKind::Internal,
             BrokerError::Membership(_) => ErrorKind::FailedPrecondition,
         }

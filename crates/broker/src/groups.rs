@@ -34,6 +34,12 @@ pub struct PartitionLag {
     /// past the log end (possible after data written without fsync was lost in a machine
     /// crash).
     pub lag: u64,
+    /// Set when damage affects this entry, saying what: `committed` may be older than the
+    /// group's last commit here (the group offsets log lost records written after it; reads of
+    /// the group's offsets refuse the partition with [`BrokerError::CommitsInDoubt`] until the
+    /// group commits it again), or the topic cannot be served ([`BrokerError::TopicDamaged`];
+    /// `log_end_offset` and `lag` are then 0).
+    pub damage: Option<String>,
 }
 
 /// Who commits: a member of the group, whose ownership of every partition committed is
@@ -178,20 +184,23 @@ impl Broker {
     /// # Errors
     ///
     /// [`BrokerError::InvalidArgument`] for a group name no commit can have;
-    /// [`BrokerError::ShuttingDown`].
+    /// [`BrokerError::CommitsInDoubt`] when damage to the offsets log may have lost a newer
+    /// commit of one of them (none is returned then; committing the partitions named settles
+    /// it); [`BrokerError::ShuttingDown`].
     pub fn committed_offsets(
         &self,
         group: &str,
         topic: Option<&str>,
     ) -> Result<Vec<CommittedOffset>> {
         validate_group(group)?;
-        Ok(self.offsets()?.fetch(group, topic))
+        self.offsets()?.fetch(group, topic)
     }
 
     /// The committed offset of `group` on one partition, if any.
     ///
     /// # Errors
     ///
+    /// [`BrokerError::CommitsInDoubt`] as for [`Broker::committed_offsets`];
     /// [`BrokerError::ShuttingDown`].
     pub fn committed_offset(
         &self,
@@ -199,11 +208,7 @@ impl Broker {
         topic: &str,
         partition: u32,
     ) -> Result<Option<CommittedOffset>> {
-        Ok(self
-            .offsets()?
-            .fetch(group, Some(topic))
-            .into_iter()
-            .find(|c| c.partition == partition))
+        self.offsets()?.fetch_one(group, topic, partition)
     }
 
     /// Every group with at least one committed offset or a live member, sorted.
@@ -225,7 +230,10 @@ impl Broker {
         Ok(groups.into_iter().collect())
     }
 
-    /// Per partition the group has committed on: committed offset, log end and lag.
+    /// Per partition the group has committed on: committed offset, log end and lag, with a
+    /// note on each entry damage affects ([`PartitionLag::damage`]). Unlike
+    /// [`Broker::committed_offsets`] this does not refuse offsets in doubt: it is for
+    /// inspection, so an operator can see them before committing new ones.
     ///
     /// # Errors
     ///
@@ -233,18 +241,23 @@ impl Broker {
     /// [`BrokerError::ShuttingDown`].
     pub fn describe_group(&self, group: &str) -> Result<Vec<PartitionLag>> {
         validate_group(group)?;
-        let committed = self.offsets()?.fetch(group, None);
+        let committed = self.offsets()?.fetch_flagged(group);
         Ok(committed
             .into_iter()
-            .filter_map(|c| {
-                let partition = self.partition(&c.topic, c.partition).ok()?;
-                let log_end_offset = partition.log.log_end_offset();
+            .filter_map(|(c, in_doubt)| {
+                let (log_end_offset, damage) = match self.partition(&c.topic, c.partition) {
+                    Ok(partition) => (partition.log.log_end_offset(), in_doubt),
+                    Err(err @ BrokerError::TopicDamaged { .. }) => (0, Some(err.to_string())),
+                    // Deleted since the commit was read.
+                    Err(_) => return None,
+                };
                 Some(PartitionLag {
                     lag: log_end_offset.saturating_sub(c.offset),
                     topic: c.topic,
                     partition: c.partition,
                     committed: c.offset,
                     log_end_offset,
+                    damage,
                 })
             })
             .collect())

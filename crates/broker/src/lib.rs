@@ -14,6 +14,7 @@
 //! - `produce`: [`ProduceRequest`], size checks, partition choice, appends.
 //! - `fetch`: [`FetchRequest`], long-poll, [`OffsetSpec`] lookups.
 //! - `groups`: the consumer-group API; `group_offsets`: the offsets log and its compaction;
+//!   `offsets_replay`: rebuilding committed offsets at start, stepping over damage;
 //!   `membership`: group members, partition assignment and hand-over, fencing;
 //!   `group_coordinator`: the broker's heartbeat and leave API over `membership`.
 //! - `topic`: a live topic, its partitions and the signal that wakes waiting fetches.
@@ -53,6 +54,7 @@ mod group_offsets;
 mod groups;
 mod membership;
 mod metadata;
+mod offsets_replay;
 mod produce;
 mod topic;
 mod topic_name;

@@ -8,9 +8,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ServerConfig {
-    /// Largest request message accepted, in bytes; larger ones are refused by the codec before
-    /// any handler runs (tonic reports this as `OUT_OF_RANGE`, "decoded message length too
-    /// large"). Default 16 MiB.
+    /// Largest request message accepted, in bytes; a larger one is refused with
+    /// `RESOURCE_EXHAUSTED`, naming its size and this limit, as soon as its length prefix
+    /// arrives: it is never buffered and no handler sees it. In a request stream the messages
+    /// before it are handled and the stream then ends with that status. Default 16 MiB.
     pub max_request_bytes: usize,
     /// Largest response message sent, in bytes. A fetch whose reply would be larger fails (with
     /// tonic's `OUT_OF_RANGE`, "encoded message length too large"); ask for a smaller

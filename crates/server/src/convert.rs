@@ -126,6 +126,7 @@ pub(crate) fn partition_lag(lag: PartitionLag) -> v1::PartitionLag {
         committed_offset: lag.committed,
         high_watermark: lag.log_end_offset,
         lag: lag.lag,
+        damage: lag.damage,
     }
 }
 

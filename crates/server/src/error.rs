@@ -12,8 +12,11 @@
 //! | broken naming, size or count rule | `INVALID_ARGUMENT` | `BadRequest` for request fields |
 //! | topic exists | `ALREADY_EXISTS` | |
 //! | too many bytes in flight, disk full | `RESOURCE_EXHAUSTED` | `RetryInfo` |
+//! | request message over `max_request_bytes` | `RESOURCE_EXHAUSTED` | (from `request_limit`) |
 //! | shutting down | `UNAVAILABLE` | `RetryInfo` |
 //! | damaged data | `DATA_LOSS` | |
+//! | damaged topic | `DATA_LOSS` | `ErrorInfo` `TOPIC_DAMAGED` with `topic` |
+//! | committed offsets in doubt | `DATA_LOSS` | `ErrorInfo` `COMMITS_IN_DOUBT` with `group` |
 //! | group membership refuses a heartbeat or commit | `FAILED_PRECONDITION` | |
 //! | anything else | `INTERNAL` | |
 
@@ -126,6 +129,24 @@ fn broker_status(err: BrokerError, message: String) -> Status {
             Code::ResourceExhausted,
             message,
             ErrorDetails::with_retry_info(Some(DISK_FULL_RETRY)),
+        ),
+        BrokerError::TopicDamaged { topic, .. } => Status::with_error_details(
+            Code::DataLoss,
+            message,
+            ErrorDetails::with_error_info(
+                "TOPIC_DAMAGED",
+                ERROR_DOMAIN,
+                HashMap::from([("topic".to_owned(), topic)]),
+            ),
+        ),
+        BrokerError::CommitsInDoubt { group, .. } => Status::with_error_details(
+            Code::DataLoss,
+            message,
+            ErrorDetails::with_error_info(
+                "COMMITS_IN_DOUBT",
+                ERROR_DOMAIN,
+                HashMap::from([("group".to_owned(), group)]),
+            ),
         ),
         err => {
             let code = match err.kind() {
@@ -262,6 +283,33 @@ mod tests {
         assert_eq!(full.code(), Code::ResourceExhausted);
         assert!(full.message().contains("retry later"), "{full:?}");
         assert!(full.get_details_retry_info().is_some());
+    }
+
+    #[test]
+    fn damaged_topics_and_commits_in_doubt_are_data_loss_with_a_reason() {
+        let topic = status(BrokerError::TopicDamaged {
+            topic: "t".into(),
+            detail: "its metadata file (topic.meta) is damaged: CRC mismatch".into(),
+        });
+        assert_eq!(topic.code(), Code::DataLoss);
+        assert!(topic.message().contains("delete the topic"), "{topic:?}");
+        let info = topic.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["topic"].as_str()),
+            ("TOPIC_DAMAGED", "t")
+        );
+
+        let group = status(BrokerError::CommitsInDoubt {
+            group: "g".into(),
+            detail: "the group offsets log cannot read its offsets 1 to 1".into(),
+        });
+        assert_eq!(group.code(), Code::DataLoss);
+        assert!(group.message().contains("offsets 1 to 1"), "{group:?}");
+        let info = group.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["group"].as_str()),
+            ("COMMITS_IN_DOUBT", "g")
+        );
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! - `convert`: generated messages to broker types and back; nothing else sees both.
 //! - `error`: `ApiError` and its one conversion into a `tonic::Status`.
 //! - `config`: [`ServerConfig`], the limits this layer enforces.
+//! - `request_limit`: refuses request messages over the size limit with `RESOURCE_EXHAUSTED`.
 //!
 //! Invariants: no generated protobuf type appears in this crate's public API; request size
-//! limits are enforced by the codec before a handler runs, so an oversized produce never
-//! reaches storage; every stream the server sends is fed through a bounded channel, so a slow
-//! client holds at most that channel's worth of memory and slows nobody else.
+//! limits are enforced on the request body before the codec reads a message, so an oversized
+//! produce is never buffered and never reaches storage; every stream the server sends is fed
+//! through a bounded channel, so a slow client holds at most that channel's worth of memory and
+//! slows nobody else.
 //!
 //! Shutdown: when the shutdown future completes, health reports NOT_SERVING, running
 //! subscriptions end with `UNAVAILABLE` (naming the offset to resume from), the broker is shut
@@ -38,6 +40,7 @@
 mod config;
 mod convert;
 mod error;
+mod request_limit;
 mod service;
 
 use std::future::Future;
@@ -54,6 +57,7 @@ use tracing::{debug_span, error, info, warn};
 
 pub use config::ServerConfig;
 
+use crate::request_limit::RequestLimit;
 use crate::service::{AdminService, LogService, State};
 
 /// Why [`serve`] stopped without being asked to.
@@ -128,12 +132,17 @@ async fn run(
         .build_v1()
         .map_err(ServeError::Reflection)?;
 
+    // `RequestLimit` refuses oversized messages first, with the status gRPC prescribes; the
+    // codec's own limit (OUT_OF_RANGE) stays as a backstop and bounds decompressed sizes.
+    let limit = config.max_request_bytes;
     let log = LogServer::new(LogService::new(Arc::clone(&state)))
-        .max_decoding_message_size(config.max_request_bytes)
+        .max_decoding_message_size(limit)
         .max_encoding_message_size(config.max_response_bytes);
+    let log = RequestLimit::new(log, limit);
     let admin = AdminServer::new(AdminService::new(state))
-        .max_decoding_message_size(config.max_request_bytes)
+        .max_decoding_message_size(limit)
         .max_encoding_message_size(config.max_response_bytes);
+    let admin = RequestLimit::new(admin, limit);
 
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

@@ -308,3 +308,95 @@ async fn deleting_a_topic_removes_its_committed_offsets() {
     );
     broker.shutdown().await.unwrap();
 }
+
+/// Flips a byte inside the records of batch `index` of the offsets log's first segment.
+fn garble_offsets_batch(data: &std::path::Path, index: usize) {
+    let segment = data
+        .join("internal")
+        .join("offsets")
+        .join(format!("{:020}.log", 0));
+    let mut bytes = std::fs::read(&segment).expect("offsets log segment readable and writable");
+    let mut pos = 0;
+    for _ in 0..index {
+        let len = u32::from_be_bytes(
+            bytes[pos + 8..pos + 12]
+                .try_into()
+                .expect("offsets log segment readable and writable"),
+        );
+        pos += 12 + len as usize;
+    }
+    bytes[pos + 70] ^= 0x5a;
+    std::fs::write(&segment, bytes).expect("offsets log segment readable and writable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_lost_to_damage_is_reported_rather_than_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let broker = open(dir.path()).await;
+        broker
+            .create_topic("t", 2, TopicConfig::default())
+            .await
+            .unwrap();
+        produce_n(&broker, "t", 0, 10, "v").await;
+        produce_n(&broker, "t", 1, 10, "v").await;
+        broker.commit_offset("g", "t", 0, 3).await.unwrap(); // offsets log offset 0
+        broker.commit_offset("g", "t", 0, 7).await.unwrap(); // 1: garbled below
+        broker.commit_offset("h", "t", 1, 4).await.unwrap(); // 2
+        broker.shutdown().await.unwrap();
+    }
+    garble_offsets_batch(dir.path(), 1);
+
+    let broker = open(dir.path()).await;
+    // Reading g's offsets would resume from 3 and re-deliver 3..7 without a word: refused.
+    let err = broker.committed_offsets("g", None).unwrap_err();
+    assert!(matches!(err, BrokerError::CommitsInDoubt { .. }), "{err:?}");
+    assert_eq!(err.kind(), ErrorKind::DataLoss);
+    let message = err.to_string();
+    for words in [
+        "group \"g\" may be stale",
+        "offsets 1 to 1",
+        "topic \"t\" partition 0 (last readable commit: offset 3)",
+        "reset-offsets",
+    ] {
+        assert!(message.contains(words), "{message} should say {words:?}");
+    }
+    assert!(broker.committed_offset("g", "t", 0).is_err());
+    // Inspection shows the older offset, flagged.
+    let lags = broker.describe_group("g").unwrap();
+    assert_eq!(lags[0].committed, 3);
+    assert!(
+        lags[0]
+            .damage
+            .as_deref()
+            .unwrap()
+            .contains("offsets 1 to 1")
+    );
+    // A commit written after the damage is exact.
+    assert_eq!(
+        broker
+            .committed_offset("h", "t", 1)
+            .unwrap()
+            .unwrap()
+            .offset,
+        4
+    );
+    assert_eq!(broker.describe_group("h").unwrap()[0].damage, None);
+    assert_eq!(broker.list_groups().unwrap(), ["g", "h"]);
+
+    // Committing again settles it, durably.
+    broker.commit_offset("g", "t", 0, 7).await.unwrap();
+    assert_eq!(broker.committed_offsets("g", None).unwrap()[0].offset, 7);
+    broker.shutdown().await.unwrap();
+    let broker = open(dir.path()).await;
+    assert_eq!(broker.committed_offsets("g", None).unwrap()[0].offset, 7);
+    assert_eq!(
+        broker
+            .committed_offset("h", "t", 1)
+            .unwrap()
+            .unwrap()
+            .offset,
+        4
+    );
+    broker.shutdown().await.unwrap();
+}

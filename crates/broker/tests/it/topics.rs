@@ -1,10 +1,15 @@
 //! Topic creation, naming rules, listing, describing, deletion and reload.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
-use rivulet_broker::{Broker, BrokerConfig, BrokerError, DurabilityPolicy, ErrorKind, TopicConfig};
+use rivulet_broker::{
+    Broker, BrokerConfig, BrokerError, DurabilityPolicy, ErrorKind, FetchRequest, OffsetSpec,
+    ProduceRecord, ProduceRequest, TopicConfig,
+};
 
-use crate::{open, produce_n};
+use crate::{open, produce_n, read_all};
 
 fn entries(dir: &std::path::Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -215,30 +220,204 @@ async fn deleted_topics_leave_no_files_and_can_be_recreated_empty() {
     broker.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn damaged_topic_metadata_stops_start_up_with_a_pathless_error() {
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let broker = open(dir.path()).await;
-        broker
-            .create_topic("t", 1, TopicConfig::default())
-            .await
-            .unwrap();
-        broker.shutdown().await.unwrap();
+/// Every file under `dir` with its bytes, by path relative to `dir`.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("data directory readable") {
+            let path = entry.expect("data directory readable").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path
+                    .strip_prefix(root)
+                    .expect("data directory readable")
+                    .to_string_lossy()
+                    .into_owned();
+                out.insert(name, std::fs::read(&path).expect("data directory readable"));
+            }
+        }
     }
-    let meta = dir.path().join("topics").join("t").join("topic.meta");
-    let mut bytes = std::fs::read(&meta).unwrap();
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Two topics with data ("t" with 2 partitions, "other") and a commit on each, stopped
+/// cleanly.
+async fn two_topics(dir: &Path) {
+    let broker = open(dir).await;
+    for (name, partitions) in [("t", 2), ("other", 1)] {
+        broker
+            .create_topic(name, partitions, TopicConfig::default())
+            .await
+            .expect("set-up succeeds");
+        produce_n(&broker, name, 0, 5, name).await;
+        broker
+            .commit_offset("g", name, 0, 3)
+            .await
+            .expect("set-up succeeds");
+    }
+    broker.shutdown().await.expect("set-up succeeds");
+}
+
+fn garble_metadata(dir: &Path) {
+    let meta = dir.join("topics").join("t").join("topic.meta");
+    let mut bytes = std::fs::read(&meta).expect("metadata file readable and writable");
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    std::fs::write(&meta, bytes).unwrap();
-    let Err(err) = Broker::open(BrokerConfig::new(dir.path())).await else {
-        panic!("opened with damaged metadata");
+    std::fs::write(&meta, bytes).expect("metadata file readable and writable");
+}
+
+/// Every operation on `t` but listing and deleting fails with `TopicDamaged` saying `why`.
+async fn assert_refused(broker: &Broker, dir: &Path, why: &str) {
+    let check = |err: BrokerError| {
+        assert!(matches!(err, BrokerError::TopicDamaged { .. }), "{err:?}");
+        assert_eq!(err.kind(), ErrorKind::DataLoss);
+        let message = err.to_string();
+        for words in [
+            "topic \"t\" cannot be served",
+            why,
+            "delete the topic",
+            "backup",
+        ] {
+            assert!(message.contains(words), "{message} should say {words:?}");
+        }
+        assert!(!message.contains(&*dir.to_string_lossy()), "{message}");
     };
-    assert_eq!(err.kind(), ErrorKind::DataLoss, "{err}");
-    assert!(
-        !err.to_string().contains(&*dir.path().to_string_lossy()),
-        "{err}"
+    check(broker.describe_topic("t").expect_err("refused"));
+    check(broker.partition_for_key("t", b"k").expect_err("refused"));
+    check(
+        broker
+            .produce(ProduceRequest::records(
+                "t",
+                vec![ProduceRecord::value("v")],
+            ))
+            .await
+            .expect_err("refused"),
     );
+    check(
+        broker
+            .fetch(FetchRequest::new("t", 0, 0))
+            .await
+            .expect_err("refused"),
+    );
+    check(
+        broker
+            .list_offsets("t", 0, OffsetSpec::Latest)
+            .await
+            .expect_err("refused"),
+    );
+    check(
+        broker
+            .commit_offset("g", "t", 0, 1)
+            .await
+            .expect_err("refused"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_with_damaged_metadata_is_listed_and_refused_while_the_rest_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    two_topics(dir.path()).await;
+    garble_metadata(dir.path());
+    let topic_dir = dir.path().join("topics").join("t");
+    let before = snapshot(&topic_dir);
+
+    for restart in 0..2 {
+        let broker = open(dir.path()).await;
+        assert_eq!(broker.list_topics(), ["other", "t"]);
+        assert_refused(&broker, dir.path(), "metadata file (topic.meta) is damaged").await;
+
+        // The name stays taken, also for colliding spellings.
+        for name in ["t", "T"] {
+            let err = broker
+                .create_topic(name, 1, TopicConfig::default())
+                .await
+                .unwrap_err();
+            assert!(matches!(err, BrokerError::TopicExists { .. }), "{err:?}");
+        }
+        // Its committed offsets are kept; the other topic works fully.
+        assert_eq!(
+            broker.committed_offsets("g", Some("t")).unwrap()[0].offset,
+            3
+        );
+        assert_eq!(read_all(&broker, "other", 0, 0).await.len(), 5 + restart);
+        produce_n(&broker, "other", 0, 1, "more").await;
+        broker.commit_offset("g", "other", 0, 6).await.unwrap();
+        broker.shutdown().await.unwrap();
+
+        assert_eq!(
+            snapshot(&topic_dir),
+            before,
+            "the damaged topic's files changed"
+        );
+    }
+
+    // Deleting it removes its files and offsets and frees the name.
+    let broker = open(dir.path()).await;
+    broker.delete_topic("t").await.unwrap();
+    assert!(!topic_dir.exists());
+    assert_eq!(broker.list_topics(), ["other"]);
+    assert_eq!(broker.committed_offsets("g", Some("t")).unwrap(), []);
+    broker
+        .create_topic("t", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        broker.describe_topic("t").unwrap().partitions[0].log_end_offset,
+        0
+    );
+    assert_eq!(read_all(&broker, "other", 0, 0).await.len(), 7);
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_metadata_a_foreign_name_or_a_missing_partition_directory_mark_a_topic_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    two_topics(dir.path()).await;
+    let topic_dir = dir.path().join("topics").join("t");
+    let meta = topic_dir.join("topic.meta");
+    let original = std::fs::read(&meta).unwrap();
+    let other_meta = std::fs::read(dir.path().join("topics").join("other").join("topic.meta"));
+
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(Damage, Damage, &str)> = vec![
+        (
+            Box::new(|meta| std::fs::remove_file(meta).unwrap()),
+            Box::new(|_| {}),
+            "metadata file (topic.meta) is missing",
+        ),
+        (
+            Box::new(move |meta| std::fs::write(meta, other_meta.as_ref().unwrap()).unwrap()),
+            Box::new(|_| {}),
+            "names topic \"other\"",
+        ),
+        (
+            Box::new(|meta| std::fs::remove_dir_all(meta.with_file_name("1")).unwrap()),
+            Box::new(|meta| std::fs::create_dir(meta.with_file_name("1")).unwrap()),
+            "partition 1 of its 2 has no directory",
+        ),
+    ];
+    for (damage, repair, why) in cases {
+        damage(&meta);
+        let before = snapshot(&topic_dir);
+        let broker = open(dir.path()).await;
+        assert_eq!(broker.list_topics(), ["other", "t"], "{why}");
+        assert_refused(&broker, dir.path(), why).await;
+        assert_eq!(read_all(&broker, "other", 0, 0).await.len(), 5);
+        broker.shutdown().await.unwrap();
+        assert_eq!(snapshot(&topic_dir), before, "{why}: files changed");
+
+        std::fs::write(&meta, &original).unwrap();
+        repair(&meta);
+        let broker = open(dir.path()).await;
+        assert_eq!(
+            read_all(&broker, "t", 0, 0).await.len(),
+            5,
+            "{why}: repaired"
+        );
+        broker.shutdown().await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -534,11 +534,13 @@ fn cases() -> Vec<Case> {
         Case {
             name: "request over max_request_bytes",
             call: Call::Produce(records(TOPIC, Some(0), vec![value(&vec![7; 17 << 20])])),
-            // TODO(server): gRPC's status-code table asks for RESOURCE_EXHAUSTED here; tonic's
-            // decoder answers OUT_OF_RANGE before any handler runs, which clients should not
-            // retry either way; the message names the size and the limit.
-            code: Code::OutOfRange,
-            says: &["17825817", "the limit is: 16777216"],
+            // Refused as its length prefix arrives, before tonic's decoder buffers it.
+            code: Code::ResourceExhausted,
+            says: &[
+                "17825817 bytes",
+                "limit of 16777216 bytes",
+                "max_request_bytes",
+            ],
         },
         Case {
             name: "unknown durability",

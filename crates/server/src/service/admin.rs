@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use rivulet_broker::BrokerError;
 use rivulet_proto::v1;
 use rivulet_proto::v1::admin_server::Admin;
 use tonic::{Request, Response, Status};
@@ -65,14 +66,23 @@ impl Admin for AdminService {
         _request: Request<v1::ListTopicsRequest>,
     ) -> Result<Response<v1::ListTopicsResponse>, Status> {
         let broker = &self.state.broker;
-        // A topic deleted between the listing and its description is left out.
+        // A damaged topic is listed with what is wrong; one deleted between the listing and
+        // its description is left out.
         let topics = broker
             .list_topics()
             .into_iter()
-            .filter_map(|name| broker.describe_topic(&name).ok())
-            .map(|topic| v1::TopicSummary {
-                partitions: topic.partitions.len() as u32,
-                name: topic.name,
+            .filter_map(|name| match broker.describe_topic(&name) {
+                Ok(topic) => Some(v1::TopicSummary {
+                    partitions: topic.partitions.len() as u32,
+                    name: topic.name,
+                    damage: None,
+                }),
+                Err(err @ BrokerError::TopicDamaged { .. }) => Some(v1::TopicSummary {
+                    name,
+                    partitions: 0,
+                    damage: Some(err.to_string()),
+                }),
+                Err(_) => None,
             })
             .collect();
         respond(Ok(v1::ListTopicsResponse { topics }))

@@ -205,3 +205,42 @@ async fn produce_stream_acks_every_request_in_order_and_survives_a_bad_one() {
     assert_eq!(offsets, vec![0, 1, 2, 3]);
     assert!(acks.next().await.is_none());
 }
+
+#[tokio::test]
+async fn an_oversized_message_ends_a_produce_stream_after_the_ones_before_it() {
+    let config = rivulet_server::ServerConfig::default().with_max_request_bytes(64 << 10);
+    let mut server = TestServer::start_with(config).await;
+    server.create_topic("big", 1).await;
+    let sizes = [10usize, 20, 100 << 10, 30];
+    let requests: Vec<v1::ProduceStreamRequest> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| v1::ProduceStreamRequest {
+            correlation_id: i as u64,
+            request: Some(produce_request("big", Some(0), vec![value(&vec![1; size])])),
+        })
+        .collect();
+    let mut acks = server
+        .log
+        .produce_stream(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+
+    for i in 0..2u64 {
+        let ack = acks.next().await.unwrap().unwrap();
+        assert_eq!(ack.correlation_id, i);
+        assert!(
+            matches!(ack.result, Some(v1::produce_stream_response::Result::Ok(_))),
+            "{ack:?}"
+        );
+    }
+    let status = acks.next().await.unwrap().unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("limit of 65536 bytes"),
+        "{status:?}"
+    );
+    // Nothing after the two acknowledged requests was stored.
+    assert_eq!(server.fetch("big", 0, 0).await.high_watermark, 2);
+}
