@@ -168,6 +168,7 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
                 "log_end_offset": p.high_watermark(),
                 "lag": p.lag(),
                 "member": owner(p.topic(), p.partition()),
+                "damage": p.damage(),
             }))?;
         }
         for m in group.members() {
@@ -206,6 +207,11 @@ async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
         group.members().len(),
         table.render()
     );
+    for p in group.partitions() {
+        if let Some(damage) = p.damage() {
+            text.push_str(&format!("\n{}/{}: {damage}\n", p.topic(), p.partition()));
+        }
+    }
     if !group.members().is_empty() {
         let mut members = Table::new(vec!["MEMBER", "HOST", "PARTITIONS"]);
         for m in group.members() {

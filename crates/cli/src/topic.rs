@@ -109,18 +109,27 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     let topics = admin.list_topics().await.context("cannot list topics")?;
     if args.output == OutputFormat::Json {
         for topic in &topics {
-            print_json(&json!({"topic": topic.name(), "partitions": topic.partitions()}))?;
+            print_json(&json!({
+                "topic": topic.name(),
+                "partitions": topic.partitions(),
+                "damage": topic.damage(),
+            }))?;
         }
         return Ok(());
     }
     let mut table = Table::new(vec!["TOPIC", "PARTITIONS"]);
     for topic in &topics {
-        table.row(vec![
-            topic.name().to_owned(),
-            topic.partitions().to_string(),
-        ]);
+        let partitions = match topic.damage() {
+            Some(_) => "damaged".to_owned(),
+            None => topic.partitions().to_string(),
+        };
+        table.row(vec![topic.name().to_owned(), partitions]);
     }
-    print(&table.render())
+    let mut text = table.render();
+    for (topic, damage) in topics.iter().filter_map(|t| Some((t, t.damage()?))) {
+        text.push_str(&format!("\ntopic {} is damaged: {damage}\n", topic.name()));
+    }
+    print(&text)
 }
 
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {

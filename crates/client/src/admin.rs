@@ -89,6 +89,7 @@ impl Admin {
             .map(|t| TopicSummary {
                 name: t.name,
                 partitions: t.partitions,
+                damage: t.damage,
             })
             .collect())
     }
@@ -176,6 +177,7 @@ impl Admin {
                     committed_offset: p.committed_offset,
                     high_watermark: p.high_watermark,
                     lag: p.lag,
+                    damage: p.damage,
                 })
                 .collect(),
             members: reply
@@ -299,6 +301,7 @@ impl DurabilityPolicy {
 pub struct TopicSummary {
     name: String,
     partitions: u32,
+    damage: Option<String>,
 }
 
 impl TopicSummary {
@@ -307,9 +310,16 @@ impl TopicSummary {
         &self.name
     }
 
-    /// Its number of partitions.
+    /// Its number of partitions; 0 for a damaged topic.
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// Set when the server cannot serve the topic because its files are damaged: what is
+    /// wrong and what an operator can do. Every call on such a topic but delete fails with
+    /// [`ClientError::DataLoss`].
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
     }
 }
 
@@ -514,6 +524,7 @@ pub struct GroupPartition {
     committed_offset: u64,
     high_watermark: u64,
     lag: u64,
+    damage: Option<String>,
 }
 
 impl GroupPartition {
@@ -540,5 +551,12 @@ impl GroupPartition {
     /// Records not yet consumed.
     pub fn lag(&self) -> u64 {
         self.lag
+    }
+
+    /// Set when damage on the server affects this entry, saying what: the committed offset
+    /// may be older than the group's last commit (the newer one was in a damaged part of the
+    /// offsets log), or the topic itself is damaged.
+    pub fn damage(&self) -> Option<&str> {
+        self.damage.as_deref()
     }
 }

@@ -19,6 +19,7 @@ use tonic::Code;
 use tonic::transport::Channel;
 
 use crate::bad_input::snapshot;
+use crate::cli_command::rivulet;
 use crate::harness::Server;
 
 const TOPIC: &str = "damaged";
@@ -490,6 +491,12 @@ async fn check_case(data: &Path, logs: &Path, name: &str, expect: Expect) {
             server_log.contains("committed offsets in doubt"),
             "{name}: {server_log}"
         );
+        // `rivulet group describe` says which offset may be stale.
+        let described = rivulet(server.addr, &["group", "describe", GROUP], b"").ok();
+        assert!(
+            described.contains(&format!("{TOPIC}/0: ")) && described.contains("may be lost there"),
+            "{name}: {described}"
+        );
         // Committing again settles it; the new commit is durable (checked after a restart).
         log.commit_offsets(commit(GROUP, TOPIC, COMMITTED))
             .await
@@ -641,6 +648,26 @@ async fn check_damaged_topic(server: &Server, why: &str, name: &str) {
     assert!(
         damaged.damage.as_deref().unwrap_or_default().contains(why),
         "{name}: {damaged:?}"
+    );
+
+    // The command line shows it too, in the table and in JSON.
+    let table = rivulet(server.addr, &["topic", "list"], b"").ok();
+    assert!(
+        table.contains(&format!("topic {TOPIC} is damaged: ")) && table.contains(why),
+        "{name}: {table}"
+    );
+    let json = rivulet(server.addr, &["topic", "list", "--output", "json"], b"").ok();
+    let damaged_line = json
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|v| v["topic"] == TOPIC)
+        .unwrap_or_else(|| panic!("{name}: {json}"));
+    assert!(
+        damaged_line["damage"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(why),
+        "{name}: {json}"
     );
 
     let status = admin
