@@ -14,11 +14,12 @@
 //! Files are replaced atomically: written to a temporary name, synced, renamed over the old one,
 //! and the directory synced, so a crash leaves either the old file or the new one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Result, StorageError};
+use crate::fsync;
 
 /// Magic of the log-start checkpoint (`RVLS`).
 pub(crate) const LOG_START_MAGIC: [u8; 4] = *b"RVLS";
@@ -124,10 +125,10 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(
         .map_err(|e| StorageError::io("create", &tmp, e))?;
     file.write_all(bytes)
         .map_err(|e| StorageError::io("write", &tmp, e))?;
-    file.sync_all()
+    fsync::sync_all(&file, &tmp, bytes.len() as u64)
         .map_err(|e| StorageError::io("fsync", &tmp, e))?;
     drop(file);
-    fs::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
+    fsync::rename(&tmp, &path).map_err(|e| StorageError::io("rename", &path, e))?;
     sync_dir(dir)
 }
 
@@ -143,9 +144,7 @@ pub(crate) fn remove(dir: &Path, name: &str) -> Result<()> {
 
 /// Syncs a directory so that file creations, renames and removals in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StorageError::io("fsync directory", dir, e))
+    fsync::sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
 }
 
 #[cfg(test)]

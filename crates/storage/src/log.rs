@@ -31,6 +31,7 @@ use crate::checkpoint::{
 };
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Result, StorageError};
+use crate::fsync;
 use crate::index::{
     ActiveIndex, IndexHeader, IndexKind, OffsetKind, OffsetLookup, SealedIndex, TimeKind,
     TimeLookup, read_header,
@@ -626,15 +627,17 @@ impl PartitionLog {
             return Ok(durable);
         }
         self.check_failure()?;
-        let (file, end, path) = {
+        // Offsets below `end` sit in the first `size` bytes, wholly written before the sync.
+        let (file, end, size, path) = {
             let state = self.state.read();
             (
                 Arc::clone(&state.active.file),
                 state.active.next_offset,
+                state.active.size,
                 state.active.log_path(),
             )
         };
-        if let Err(err) = file.sync_data() {
+        if let Err(err) = fsync::sync_data(&file, &path, size) {
             let err = StorageError::io("fsync segment", path, err);
             return Err(self.note_failure(err));
         }
@@ -838,7 +841,7 @@ impl PartitionLog {
             .map_err(|e| StorageError::io("read segment", &log_path, e))?
         };
         fs::write(&tmp, &prefix)
-            .and_then(|()| File::open(&tmp)?.sync_all())
+            .and_then(|()| fsync::sync_all(&File::open(&tmp)?, &tmp, cut))
             .map_err(|e| StorageError::io("write segment", &tmp, e))?;
 
         // From here on the files change. Later segments go first, newest first, so that a crash
@@ -850,7 +853,7 @@ impl PartitionLog {
             .try_for_each(|&base| self.unlink_segment_files(base))
             .and_then(|()| checkpoint::sync_dir(&self.dir))
             .and_then(|()| {
-                fs::rename(&tmp, &log_path)
+                fsync::rename(&tmp, &log_path)
                     .map_err(|e| StorageError::io("rename segment", &log_path, e))
             })
             .and_then(|()| checkpoint::sync_dir(&self.dir));
@@ -1272,7 +1275,7 @@ fn rebuild_active(
     };
     if let Some(torn) = &scan.torn {
         file.set_len(scan.valid_len)
-            .and_then(|()| file.sync_all())
+            .and_then(|()| fsync::sync_all(&file, &log_path, scan.valid_len))
             .map_err(|e| StorageError::io("truncate torn tail", &log_path, e))?;
         report.torn_tail = Some(torn.clone());
     }

@@ -22,6 +22,7 @@ use rivulet_format::header::{BATCH_HEADER_LEN, LOG_OVERHEAD};
 use rivulet_format::{BatchHeader, BatchLimits, BatchScan, FormatError, scan_batch};
 
 use crate::error::{Result, StorageError};
+use crate::fsync;
 use crate::index::{
     ActiveIndex, IndexHeader, IndexRead, OffsetKind, OffsetLookup, SealedIndex, TimeKind,
     TimeLookup,
@@ -200,11 +201,11 @@ impl ActiveSegment {
         self.cadence.max_timestamp
     }
 
-    /// Syncs the log file's data.
+    /// Syncs the log file's data: every whole batch appended so far is durable on return.
     pub(crate) fn sync(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| StorageError::io("fsync segment", self.log_path(), e))
+        let path = self.log_path();
+        fsync::sync_data(&self.file, &path, self.size)
+            .map_err(|e| StorageError::io("fsync segment", path, e))
     }
 
     /// Seals the segment: syncs it, writes the final time index entry, trims and remaps the

@@ -8,6 +8,7 @@ mod fetch;
 mod membership;
 mod offsets;
 mod partitioning;
+mod power_loss;
 mod produce;
 mod topics;
 

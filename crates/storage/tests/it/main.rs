@@ -10,6 +10,8 @@ mod edges;
 mod fixture;
 mod group_commit;
 mod model;
+mod power_loss;
+mod power_loss_ext4;
 mod retire;
 mod scenarios;
 mod smoke;
