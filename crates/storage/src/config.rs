@@ -10,9 +10,11 @@ use crate::error::{Result, StorageError};
 pub enum FlushPolicy {
     /// Every append syncs before it returns. Concurrent appenders share one sync (group commit).
     EveryBatch,
-    /// An append syncs if the last sync is older than this; the owner of the log should also
-    /// call [`PartitionLog::flush_if_due`](crate::PartitionLog::flush_if_due) on a timer so a
-    /// quiet log is not left unsynced.
+    /// Appends never sync; the owner of the log calls
+    /// [`PartitionLog::flush_if_due`](crate::PartitionLog::flush_if_due) on a timer, which
+    /// syncs once the last sync is older than this. So an append never waits for an fsync,
+    /// and a power loss can lose what was appended in about the last interval plus one timer
+    /// period.
     Interval(Duration),
     /// Never sync unless asked ([`PartitionLog::flush`](crate::PartitionLog::flush)); the
     /// operating system writes dirty pages back on its own schedule.

@@ -341,17 +341,9 @@ impl PartitionLog {
             FlushPolicy::EveryBatch => {
                 self.flush_to(info.last_offset + 1)?;
             }
-            FlushPolicy::Interval(every) => {
-                // A sync already running will be followed by the timer's; don't queue behind it.
-                let due = self
-                    .sync_lock
-                    .try_lock()
-                    .is_some_and(|last| last.elapsed() >= every);
-                if due {
-                    self.flush_to(info.last_offset + 1)?;
-                }
-            }
-            FlushPolicy::Os => {}
+            // Interval syncs are the owner's timer's job (`flush_if_due`): an append that ran
+            // one itself would keep its caller waiting for every byte written since the last.
+            FlushPolicy::Interval(_) | FlushPolicy::Os => {}
         }
         Ok(info)
     }
@@ -966,7 +958,12 @@ impl PartitionLog {
             );
         if fatal {
             error!(dir = %self.dir.display(), error = %err, "log refuses writes until reopened");
-            *self.failure.lock() = Some(err.to_string());
+            // Keep the cause alone: `check_failure` wraps it in `Failed` again.
+            let reason = match &err {
+                StorageError::Failed { reason, .. } => reason.clone(),
+                other => other.to_string(),
+            };
+            *self.failure.lock() = Some(reason);
         }
         err
     }
