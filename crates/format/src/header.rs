@@ -203,14 +203,16 @@ impl BatchHeader {
         LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
 
-    /// Offset of the last record in the batch.
+    /// Offset of the last record in the batch. Saturates at `i64::MAX`, so a header read from
+    /// damaged bytes (not yet validated) never overflows.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
-    /// The offset right after this batch.
+    /// The offset right after this batch; saturates like [`BatchHeader::last_offset`].
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
 
     /// The compression codec, or `None` if the attributes name an unknown codec.
@@ -423,4 +425,21 @@ fn be_i32(buf: &[u8], at: usize) -> i32 {
 
 fn be_i16(buf: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([buf[at], buf[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_of_a_damaged_header_saturate_instead_of_overflowing() {
+        // Found by the `log_recovery` fuzz target: a read walked onto bytes whose base offset and
+        // last offset delta add past `i64::MAX`.
+        let mut bytes = [0u8; BATCH_HEADER_LEN];
+        bytes[BASE_OFFSET_OFFSET..][..8].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+        bytes[LAST_OFFSET_DELTA_OFFSET..][..4].copy_from_slice(&i32::MAX.to_be_bytes());
+        let header = BatchHeader::read(&bytes).unwrap();
+        assert_eq!(header.last_offset(), i64::MAX);
+        assert_eq!(header.next_offset(), i64::MAX);
+    }
 }
