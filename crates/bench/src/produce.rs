@@ -84,6 +84,11 @@ fn stamp(base: Instant, intended: Instant) -> [u8; 8] {
     ns.to_le_bytes()
 }
 
+/// Below this much time to wait, [`pace`] sleeps on a blocking-pool thread, whose timer is
+/// precise to tens of microseconds, rather than on tokio's, which rounds up to the next
+/// millisecond and would count its own lateness as the server's latency.
+const PRECISE_SLEEP_BELOW: Duration = Duration::from_millis(2);
+
 /// When record `i` is meant to be sent: on the schedule if a rate is set, else now. Waits
 /// until then.
 async fn pace(start: Instant, interval: Option<Duration>, i: u64) -> Instant {
@@ -91,8 +96,14 @@ async fn pace(start: Instant, interval: Option<Duration>, i: u64) -> Instant {
         return Instant::now();
     };
     let intended = start + interval.mul_f64(i as f64);
-    if intended > Instant::now() {
-        tokio::time::sleep_until(intended).await;
+    let coarse_until = intended.checked_sub(PRECISE_SLEEP_BELOW);
+    if let Some(until) = coarse_until.filter(|&until| until > Instant::now()) {
+        tokio::time::sleep_until(until).await;
+    }
+    let rest = intended.saturating_duration_since(Instant::now());
+    if !rest.is_zero() {
+        // A failed join only loses precision; the schedule still holds.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
     }
     intended
 }

@@ -200,7 +200,8 @@ pub struct BrokerConfig {
     pub max_in_flight_bytes: u64,
     /// The delay suggested by [`BrokerError::Busy`]. Default 20 ms.
     pub busy_retry_after: Duration,
-    /// How often the background task syncs partitions under
+    /// How often the background task starts the write-back of what partitions have buffered
+    /// (all but [`DurabilityPolicy::AlwaysDurable`] topics) and syncs partitions under
     /// [`DurabilityPolicy::SyncInterval`]. Default 100 ms.
     pub flush_check_interval: Duration,
     /// How often the background task applies retention. Default 30 s.

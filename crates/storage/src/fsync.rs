@@ -15,6 +15,44 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
+/// [`PartitionLog::start_writeback`](crate::PartitionLog::start_writeback) does nothing until
+/// this many bytes were appended since its last call, so slow logs are left to their syncs.
+pub const WRITEBACK_CHUNK: u64 = 1 << 20;
+
+/// Write-back is started for whole pages of this size.
+pub(crate) const WRITEBACK_PAGE: u64 = 4096;
+
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk, without
+/// waiting for it and without making anything durable (no metadata, no device cache flush).
+///
+/// See [`PartitionLog::start_writeback`](crate::PartitionLog::start_writeback) for why. A
+/// failure here is only a lost hint: the next sync writes the pages anyway, and reports any
+/// error then.
+#[cfg(target_os = "linux")]
+#[expect(
+    unsafe_code,
+    reason = "sync_file_range(2) has no safe wrapper in std or the crates we use"
+)]
+pub(crate) fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is borrowed
+    // from `file`, which stays open for the whole call, and no memory is passed to the kernel.
+    let done = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+    if done != 0 {
+        tracing::debug!(error = %io::Error::last_os_error(), "starting write-back failed");
+    }
+}
+
+/// Elsewhere write-back is left to the operating system.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
+
 /// Syncs a file's data (and the metadata needed to read it back, such as its length).
 /// `len` bytes of `path` are durable once this returns.
 pub(crate) fn sync_data(file: &File, path: &Path, len: u64) -> io::Result<()> {

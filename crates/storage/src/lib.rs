@@ -36,6 +36,7 @@ mod segment;
 
 pub use config::{FlushPolicy, LogConfig, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use error::{Result, StorageError};
+pub use fsync::WRITEBACK_CHUNK;
 pub use log::{AppendInfo, PartitionLog, RecoveryReport, RetentionOutcome};
 #[cfg(feature = "fault-injection")]
 pub use power_loss::{

@@ -31,7 +31,7 @@ use crate::checkpoint::{
 };
 use crate::config::{FlushPolicy, LogConfig};
 use crate::error::{Result, StorageError};
-use crate::fsync;
+use crate::fsync::{self, WRITEBACK_CHUNK, WRITEBACK_PAGE};
 use crate::index::{
     ActiveIndex, IndexHeader, IndexKind, OffsetKind, OffsetLookup, SealedIndex, TimeKind,
     TimeLookup, read_header,
@@ -135,6 +135,9 @@ pub struct PartitionLog {
     durable: AtomicU64,
     /// Serialises syncs; holds the time of the last one.
     sync_lock: Mutex<Instant>,
+    /// Where [`PartitionLog::start_writeback`] last stopped: the active segment's base offset
+    /// and the file position write-back was started up to.
+    writeback: Mutex<(u64, u64)>,
     /// Set after a failure that may have lost unsynced data; appends are refused from then on.
     failure: Mutex<Option<String>>,
     /// Held by every operation that creates, renames or removes files by path; `true` once the
@@ -222,6 +225,7 @@ impl PartitionLog {
             }),
             durable: AtomicU64::new(durable),
             sync_lock: Mutex::new(Instant::now()),
+            writeback: Mutex::new((0, 0)),
             failure: Mutex::new(None),
             paths: Mutex::new(false),
         };
@@ -637,6 +641,33 @@ impl PartitionLog {
         let durable = self.durable.fetch_max(end, Ordering::AcqRel).max(end);
         debug!(dir = %self.dir.display(), durable, "log synced");
         Ok(durable)
+    }
+
+    /// Starts the write-back of what appends added to the active segment since the last call,
+    /// once that is at least [`WRITEBACK_CHUNK`] bytes, and returns without waiting for it.
+    /// Nothing becomes durable and the durable offset does not move.
+    ///
+    /// Call it on a timer, off the append path, for logs not synced on every append: without
+    /// it the page cache holds everything appended since the last sync, and that sync, or the
+    /// kernel's own write-back when it finally starts, writes it all at once and stalls appends
+    /// and reads on the same disk for tens of milliseconds. The call does the kernel's work of
+    /// submitting the pages, so it belongs on a thread no producer waits for.
+    pub fn start_writeback(&self) {
+        let (file, base, size) = {
+            let state = self.state.read();
+            let active = &state.active;
+            (Arc::clone(&active.file), active.base_offset, active.size)
+        };
+        let mut mark = self.writeback.lock();
+        // A roll starts a new file (the old one was synced when sealed).
+        let from = if mark.0 == base { mark.1 } else { 0 };
+        if size < from.saturating_add(WRITEBACK_CHUNK) {
+            return;
+        }
+        // Whole pages only: the last, partial one is still being appended to.
+        let to = size / WRITEBACK_PAGE * WRITEBACK_PAGE;
+        fsync::start_writeback(&file, from, to - from);
+        *mark = (base, to);
     }
 
     /// Under [`FlushPolicy::Interval`], syncs if the interval has passed since the last sync and

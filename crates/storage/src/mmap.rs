@@ -1,4 +1,5 @@
-//! The only place in Rivulet that maps files into memory, and so the only `unsafe` code.
+//! The only place in Rivulet that maps files into memory, and so the crate's `unsafe` code besides
+//! one system call in `fsync` (see `docs/unsafe.md`).
 //!
 //! A file-backed map is undefined behaviour if the file changes underneath it. Soundness here
 //! rests on an ownership rule that the rest of the storage crate keeps:

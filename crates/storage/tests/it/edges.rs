@@ -11,7 +11,7 @@ use rivulet_format::header::{
     CRC_OFFSET, LAST_OFFSET_DELTA_OFFSET, RECORD_COUNT_OFFSET, compute_crc,
 };
 use rivulet_format::{BatchHeader, FormatError};
-use rivulet_storage::{PartitionLog, StorageError};
+use rivulet_storage::{FlushPolicy, LogConfig, PartitionLog, StorageError, WRITEBACK_CHUNK};
 
 use crate::fixture::{
     Spec, batch, batches_in, build, dir_contents, offsets, read_all, segment_bases, segment_file,
@@ -410,4 +410,34 @@ fn a_segment_rolled_for_a_full_index_reopens_without_a_rebuild() {
     assert!(report.rebuilt_indexes.is_empty(), "{report:?}");
     assert_eq!(log.offset_for_timestamp(500).unwrap(), Some(500));
     assert_eq!(offsets(&read_all(&log, 0)), (0..800).collect::<Vec<_>>());
+}
+
+#[test]
+fn starting_write_back_makes_nothing_durable_and_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::default()
+        .with_segment_bytes(4 << 20)
+        .with_flush(FlushPolicy::Os);
+    let (log, _) = PartitionLog::open(dir.path(), config).unwrap();
+    // Under one chunk, then over it, then across a roll (the new file starts from its start).
+    let mut appended = 0;
+    for round in 0..12u64 {
+        for _ in 0..2 {
+            log.append(&mut batch(256, round as i64, 1024)).unwrap();
+            appended += 256;
+        }
+        log.start_writeback();
+        // Rolls sync the segment they seal; nothing of the active segment is durable.
+        let active_base = *segment_bases(dir.path()).last().unwrap();
+        assert_eq!(
+            log.durable_offset(),
+            active_base,
+            "write-back made round {round} durable"
+        );
+    }
+    assert!(log.segment_count() >= 2, "the test needs a roll");
+    assert!(WRITEBACK_CHUNK < 4 << 20);
+    let records = read_all(&log, 0);
+    assert_eq!(offsets(&records), (0..appended).collect::<Vec<_>>());
+    assert_eq!(log.flush().unwrap(), appended);
 }
