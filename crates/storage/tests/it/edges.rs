@@ -436,7 +436,7 @@ fn starting_write_back_makes_nothing_durable_and_keeps_every_record() {
         );
     }
     assert!(log.segment_count() >= 2, "the test needs a roll");
-    assert!(WRITEBACK_CHUNK < 4 << 20);
+    const { assert!(WRITEBACK_CHUNK < 4 << 20) };
     let records = read_all(&log, 0);
     assert_eq!(offsets(&records), (0..appended).collect::<Vec<_>>());
     assert_eq!(log.flush().unwrap(), appended);
