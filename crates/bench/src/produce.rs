@@ -259,7 +259,9 @@ async fn raw_producer(
         let mut log = log.clone();
         requests.spawn(async move {
             let ok = log.produce(request).await.is_ok();
-            (ok, intended, count, bytes)
+            // Measured here, as the acknowledgement arrives: the loop above reaps finished
+            // requests only when the window is full.
+            (ok, intended.elapsed(), count, bytes)
         });
     }
     while let Some(done) = requests.join_next().await {
@@ -274,12 +276,13 @@ fn pace_point(start: Instant, interval: Option<Duration>, i: u64, batch: Instant
     interval.map_or(batch, |interval| start + interval.mul_f64(i as f64))
 }
 
-type RawOutcome = Result<(bool, Instant, u64, u64), tokio::task::JoinError>;
+/// A raw produce's outcome: acknowledged, latency from the intended send time, records, bytes.
+type RawOutcome = Result<(bool, Duration, u64, u64), tokio::task::JoinError>;
 
 fn settle(done: Option<RawOutcome>, hist: &mut Histogram<u64>, counters: &Counters) {
     match done {
-        Some(Ok((true, intended, count, bytes))) => {
-            let us = u64::try_from(intended.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Some(Ok((true, latency, count, bytes))) => {
+            let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
             hist.saturating_record_n(us.max(1), count);
             counters.add_produced(count, bytes);
         }
