@@ -30,6 +30,19 @@ pub enum DurabilityMode {
     Durable,
 }
 
+/// When the created topic syncs data produced with `written` durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TopicPolicy {
+    /// The server's default: synced in the background every second, with write-back started
+    /// continuously so the syncs stay short.
+    SyncInterval,
+    /// Left to the operating system: the page cache absorbs bursts at memory speed.
+    OsDecides,
+    /// Every produce is synced, whatever it asks for.
+    AlwaysDurable,
+}
+
 /// Which client code sends produce requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -123,6 +136,10 @@ pub struct BenchOptions {
     /// Durability of every produce.
     #[arg(long, value_enum, default_value = "written")]
     pub durability: DurabilityMode,
+
+    /// Durability policy of the created topic: when `written` data is synced.
+    #[arg(long, value_enum, default_value = "sync-interval")]
+    pub topic_policy: TopicPolicy,
 
     /// Which client sends produce requests.
     #[arg(long, value_enum, default_value = "producer")]

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::options::{DurabilityMode, FetchClient, ProduceClient, Workload};
+use crate::options::{DurabilityMode, FetchClient, ProduceClient, TopicPolicy, Workload};
 
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Serialize)]
@@ -152,6 +152,8 @@ pub struct Report {
     pub workload: Workload,
     /// Durability of every produce.
     pub durability: DurabilityMode,
+    /// The topic's durability policy (for a topic the run created).
+    pub topic_policy: TopicPolicy,
     /// Client used to produce.
     pub produce_client: ProduceClient,
     /// Client used to fetch.
@@ -231,9 +233,11 @@ impl Report {
             self.producers,
             self.consumers,
             self.partitions,
-            match self.durability {
-                DurabilityMode::Written => "written",
-                DurabilityMode::Durable => "durable",
+            match (self.durability, self.topic_policy) {
+                (DurabilityMode::Durable, _) => "durable",
+                (DurabilityMode::Written, TopicPolicy::SyncInterval) => "written",
+                (DurabilityMode::Written, TopicPolicy::OsDecides) => "written (os-decides)",
+                (DurabilityMode::Written, TopicPolicy::AlwaysDurable) => "written (always-durable)",
             },
             side.records_per_s,
             side.mb_per_s,

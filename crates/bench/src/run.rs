@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use rivulet_client::{Client, NewTopic};
+use rivulet_client::{Client, DurabilityPolicy, NewTopic};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::consume::{Assignment, ConsumeSpec, run_consumer};
-use crate::options::{BenchOptions, DurabilityMode, ProduceClient, Workload};
+use crate::options::{BenchOptions, DurabilityMode, ProduceClient, TopicPolicy, Workload};
 use crate::payload::Payloads;
 use crate::produce::{ProduceSpec, run_producer};
 use crate::report::{Latency, Machine, Report, Throughput, load_average, unix_ms};
@@ -63,7 +63,15 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     } else {
         client
             .admin()
-            .create_topic(NewTopic::new(topic.as_str(), options.partitions))
+            .create_topic(
+                NewTopic::new(topic.as_str(), options.partitions).durability_policy(match options
+                    .topic_policy
+                {
+                    TopicPolicy::SyncInterval => DurabilityPolicy::SyncInterval,
+                    TopicPolicy::OsDecides => DurabilityPolicy::OsDecides,
+                    TopicPolicy::AlwaysDurable => DurabilityPolicy::AlwaysDurable,
+                }),
+            )
             .await
             .with_context(|| format!("cannot create topic {topic}"))?;
         options.partitions
@@ -259,6 +267,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     Ok(Report {
         workload: options.workload,
         durability: options.durability,
+        topic_policy: options.topic_policy,
         produce_client: options.produce_client,
         fetch_client: options.fetch_client,
         topic,

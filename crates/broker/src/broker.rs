@@ -803,14 +803,12 @@ fn close_all(
     first_error.map_or(Ok(()), Err)
 }
 
-/// Starts the write-back of what partitions not synced on every produce have accumulated
-/// (see `PartitionLog::start_writeback`), then syncs interval-policy partitions whose interval
-/// has passed.
+/// For each interval-policy partition: starts the write-back of what it buffered since the
+/// last pass (see `PartitionLog::start_writeback`), so its next sync finds little to write,
+/// and syncs it if its interval has passed. `OsDecides` partitions are left to the kernel.
 fn flush_pass(shared: &Shared) {
-    for partition in buffered_partitions(shared) {
-        partition.log.start_writeback();
-    }
     for partition in interval_partitions(shared) {
+        partition.log.start_writeback();
         let before = partition.log.durable_offset();
         match partition.log.flush_if_due() {
             Ok(()) => {
@@ -825,17 +823,6 @@ fn flush_pass(shared: &Shared) {
             }
         }
     }
-}
-
-/// Partitions of topics whose written produces are not synced as they arrive.
-fn buffered_partitions(shared: &Shared) -> Vec<Arc<Partition>> {
-    shared
-        .topics
-        .read()
-        .values()
-        .filter(|t| !matches!(t.config.durability, DurabilityPolicy::AlwaysDurable))
-        .flat_map(|t| t.partitions.iter().cloned())
-        .collect()
 }
 
 fn interval_partitions(shared: &Shared) -> Vec<Arc<Partition>> {

@@ -200,9 +200,9 @@ pub struct BrokerConfig {
     pub max_in_flight_bytes: u64,
     /// The delay suggested by [`BrokerError::Busy`]. Default 20 ms.
     pub busy_retry_after: Duration,
-    /// How often the background task starts the write-back of what partitions have buffered
-    /// (all but [`DurabilityPolicy::AlwaysDurable`] topics) and syncs partitions under
-    /// [`DurabilityPolicy::SyncInterval`]. Default 100 ms.
+    /// How often the background task visits partitions under
+    /// [`DurabilityPolicy::SyncInterval`]: it starts the write-back of what each buffered since
+    /// its last visit, and syncs those whose interval has passed. Default 100 ms.
     pub flush_check_interval: Duration,
     /// How often the background task applies retention. Default 30 s.
     pub retention_check_interval: Duration,

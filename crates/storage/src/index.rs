@@ -120,6 +120,7 @@ fn count_entries<K: IndexKind>(entries: &[u8]) -> Result<usize, String> {
     let mut count = 0;
     let mut last_relative = 0u32;
     let mut last_ts = i64::MIN;
+    let mut last_position = 0u32;
     for entry in entries.chunks_exact(K::ENTRY_LEN) {
         let relative = K::relative_offset(entry);
         if relative == 0 {
@@ -134,6 +135,12 @@ fn count_entries<K: IndexKind>(entries: &[u8]) -> Result<usize, String> {
                 return Err(format!("entry {count} lowers the maximum timestamp"));
             }
             last_ts = ts;
+        } else {
+            let position = le_u32(entry, 4);
+            if count > 0 && position <= last_position {
+                return Err(format!("entry {count} does not increase the file position"));
+            }
+            last_position = position;
         }
         last_relative = relative;
         count += 1;

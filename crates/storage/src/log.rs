@@ -397,7 +397,34 @@ impl PartitionLog {
         checkpoint::sync_dir(&self.dir)?;
         let old = std::mem::replace(&mut state.active, next);
         let old_base = old.base_offset;
-        let sealed = old.seal().map_err(|err| self.note_failure(err))?;
+        let sealed = match old.seal() {
+            Ok(sealed) => sealed,
+            // The old segment's log is whole and synced, and the new segment already exists, so
+            // the old one must stay readable: open it the way a restart would, rebuilding its
+            // indexes from the log if they do not check out.
+            Err(err) => {
+                warn!(dir = %self.dir.display(), segment = old_base, error = %err,
+                    "sealing failed; reopening the segment from its log");
+                let mut report = RecoveryReport::default();
+                open_sealed(
+                    &self.dir,
+                    old_base,
+                    base,
+                    &self.config,
+                    &self.limits,
+                    &mut report,
+                )
+                .map_err(|reopen| {
+                    self.note_failure(StorageError::Failed {
+                        dir: self.dir.clone(),
+                        reason: format!(
+                            "segment {old_base} could not be sealed ({err}) or reopened \
+                                 ({reopen})"
+                        ),
+                    })
+                })?
+            }
+        };
         state.sealed.push(Arc::new(sealed));
         self.durable.fetch_max(base, Ordering::AcqRel);
         info!(dir = %self.dir.display(), sealed = old_base, new_segment = base, "segment rolled");
@@ -1229,6 +1256,25 @@ fn tail_fits(log: &Bytes, base: u64, next_base: u64, last_entry: Option<(u32, u3
     position == log.len() && expected == next_base
 }
 
+/// Whether the active segment's indexes, reopened after a clean shutdown, stay inside the
+/// segment: no entry names an offset at or past its end (`relative_end` records after its
+/// base) or a position past its `size`. Entries are known to increase (see `ActiveIndex::open`),
+/// so the last of each index decides. An index that does not fit is rebuilt from the log;
+/// trusting it would put the next entry below one already there.
+fn active_indexes_fit(
+    offset_index: &ActiveIndex<OffsetKind>,
+    time_index: &ActiveIndex<TimeKind>,
+    relative_end: u64,
+    size: u64,
+) -> bool {
+    let offsets_fit = OffsetLookup::last(offset_index).is_none_or(|(relative, position)| {
+        u64::from(relative) < relative_end && u64::from(position) < size
+    });
+    let times_fit =
+        TimeLookup::last(time_index).is_none_or(|(_, relative)| u64::from(relative) < relative_end);
+    offsets_fit && times_fit
+}
+
 /// Opens the last segment for appends: fast after a clean shutdown, by a full scan otherwise.
 fn open_active(
     dir: &Path,
@@ -1257,6 +1303,12 @@ fn open_active(
                 ActiveIndex::<OffsetKind>::open(&offset_path, offset_bytes)?
             && let Some((time_index, _)) = ActiveIndex::<TimeKind>::open(&time_path, time_bytes)?
             && header.base_offset == base
+            && active_indexes_fit(
+                &offset_index,
+                &time_index,
+                clean.next_offset - base,
+                clean.size,
+            )
         {
             return Ok(ActiveSegment {
                 dir: dir.to_path_buf(),

@@ -255,7 +255,7 @@ impl SegmentBytes {
 
     /// Up to `len` bytes from `position` (fewer at the end of the segment).
     pub(crate) fn read(&self, position: u64, len: usize) -> std::io::Result<Bytes> {
-        let end = (position + len as u64).min(self.len());
+        let end = position.saturating_add(len as u64).min(self.len());
         if position >= end {
             return Ok(Bytes::new());
         }

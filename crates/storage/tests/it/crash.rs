@@ -561,3 +561,72 @@ fn copy_dir(from: &Path, to: &Path) {
         fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+/// Bytes before the first entry of an index file (see docs/format/segment.md).
+const INDEX_HEADER_LEN: usize = 32;
+
+/// Three one-record batches, every batch indexed, closed cleanly; then `edit` changes the
+/// active segment's index files. Reopening must not trust entries past the log end: the next
+/// append, a roll and reads of every offset work.
+fn clean_reopen_after(edit: impl FnOnce(&Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig::default().with_index_interval_bytes(1);
+    let (log, _) = PartitionLog::open(dir.path(), config.clone()).unwrap();
+    for i in 0..3 {
+        log.append(&mut batch(1, 1000 + i, 10)).unwrap();
+    }
+    log.close().unwrap();
+    edit(dir.path());
+
+    let (log, report) = PartitionLog::open(dir.path(), config).unwrap();
+    assert!(
+        !report.rebuilt_indexes.is_empty() || !report.clean_shutdown,
+        "an index naming offsets past the log end was trusted: {report:?}"
+    );
+    log.append(&mut batch(1, 2000, 10)).unwrap();
+    log.roll().unwrap();
+    log.append(&mut batch(1, 3000, 10)).unwrap();
+    assert_eq!(offsets(&read_all(&log, 0)), vec![0, 1, 2, 3, 4]);
+    for offset in 0..5 {
+        let read = log.read(offset, 1).unwrap();
+        assert_eq!(read.batches().count(), 1, "offset {offset}");
+    }
+    assert_eq!(log.offset_for_timestamp(1500).unwrap(), Some(3));
+}
+
+#[test]
+fn a_clean_reopen_rebuilds_an_offset_index_entry_past_the_log_end() {
+    clean_reopen_after(|dir| {
+        let path = segment_file(dir, 0, "index");
+        let mut bytes = fs::read(&path).unwrap();
+        // Slots 0 and 1 hold offsets 1 and 2; slot 2 gets offset 1000 at a plausible position.
+        let slot = INDEX_HEADER_LEN + 2 * 8;
+        let last_position = u32::from_le_bytes(bytes[slot - 4..slot].try_into().unwrap());
+        bytes[slot..slot + 4].copy_from_slice(&1000u32.to_le_bytes());
+        bytes[slot + 4..slot + 8].copy_from_slice(&(last_position + 1).to_le_bytes());
+        fs::write(&path, bytes).unwrap();
+    });
+}
+
+#[test]
+fn a_clean_reopen_rebuilds_a_time_index_entry_past_the_log_end() {
+    clean_reopen_after(|dir| {
+        let path = segment_file(dir, 0, "timeindex");
+        let mut bytes = fs::read(&path).unwrap();
+        let slot = INDEX_HEADER_LEN + 2 * 12;
+        bytes[slot..slot + 8].copy_from_slice(&5000i64.to_le_bytes());
+        bytes[slot + 8..slot + 12].copy_from_slice(&1000u32.to_le_bytes());
+        fs::write(&path, bytes).unwrap();
+    });
+}
+
+#[test]
+fn a_read_with_the_largest_max_bytes_returns_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    log.append(&mut batch(2, 1000, 10)).unwrap();
+    log.append(&mut batch(2, 1000, 10)).unwrap();
+    let read = log.read(2, usize::MAX).unwrap();
+    assert_eq!(read.batches().count(), 1);
+    assert_eq!(offsets(&read_all(&log, 0)), vec![0, 1, 2, 3]);
+}
