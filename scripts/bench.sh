@@ -2,7 +2,8 @@
 # The standard benchmark runs of docs/benchmarks.md, over gRPC on 127.0.0.1, each against a fresh
 # `rivulet serve` (release build) on a temporary data directory:
 #
-#   scripts/bench.sh produce    # 100 B and 1 KiB; 1 and 8 producers; 1 and 8 partitions; written, durable
+#   scripts/bench.sh produce    # 100 B and 1 KiB; 1 and 8 producers; 1 and 8 partitions; written
+#                               # (on sync-interval and os-decides topics) and durable
 #   scripts/bench.sh consume    # read a pre-filled topic from the page cache, 100 B and 1 KiB
 #   scripts/bench.sh latency    # end to end at a fixed rate (half the produce peak), written and durable
 #   scripts/bench.sh all        # the three, in that order
@@ -10,8 +11,8 @@
 # Every run is bounded by a record count and a duration. Results are appended as JSON lines to
 # target/bench-results/<UTC date>.jsonl, and each run's Markdown row is printed. Run nothing else
 # heavy meanwhile (no builds): two cores are shared by the client and the server.
-# Environment: RECORDS_1K, RECORDS_100 (records per produce run), RATE_1K, RATE_100 (records/s
-# for the latency runs), EXTRA (more rivulet-bench flags for every run).
+# Environment: RECORDS_1K, RECORDS_100 (records per produce run), RATE_1K, RATE_1K_DURABLE,
+# RATE_100 (records/s for the latency runs), EXTRA (more rivulet-bench flags for every run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,13 +42,16 @@ run() {
 records_for() { [[ "$1" == 100 ]] && echo "$records_100" || echo "$records_1k"; }
 
 if [[ "$what" == produce || "$what" == all ]]; then
+  # `written` twice: on the default sync-interval topic (synced every second, write-back started
+  # as data arrives) and on an os-decides topic (the page cache absorbs the run).
   for size in 1024 100; do
-    for durability in written durable; do
+    for mode in "written sync-interval" "written os-decides" "durable sync-interval"; do
+      read -r durability policy <<<"$mode"
       for producers in 1 8; do
         for partitions in 1 8; do
           run --workload produce --produce-client raw --record-size "$size" \
             --records "$(records_for "$size")" --duration 30 --durability "$durability" \
-            --producers "$producers" --partitions "$partitions"
+            --topic-policy "$policy" --producers "$producers" --partitions "$partitions"
         done
       done
     done
@@ -67,14 +71,16 @@ if [[ "$what" == consume || "$what" == all ]]; then
 fi
 
 if [[ "$what" == latency || "$what" == all ]]; then
-  for durability in written durable; do
-    run --workload end-to-end --produce-client producer --record-size 1024 \
-      --rate "${RATE_1K:-200000}" --records 2000000 --duration 10 --durability "$durability" \
-      --linger-ms 1
-    run --workload end-to-end --produce-client producer --record-size 100 \
-      --rate "${RATE_100:-500000}" --records 5000000 --duration 10 --durability "$durability" \
-      --linger-ms 1
-  done
+  # Raw batches of 128 KiB at about half the single-producer peak of each mode; then what an
+  # application sees through the client library's Producer (1 ms linger).
+  latency() { # size rate durability [client]
+    run --workload end-to-end --produce-client "${4:-raw}" --record-size "$1" --rate "$2" \
+      --records 20000000 --duration 10 --durability "$3" --batch-bytes 131072 --linger-ms 1
+  }
+  latency 1024 "${RATE_1K:-250000}" written
+  latency 1024 "${RATE_1K_DURABLE:-100000}" durable
+  latency 100 "${RATE_100:-1000000}" written
+  latency 1024 100000 written producer
 fi
 
 echo "results appended to $out" >&2
