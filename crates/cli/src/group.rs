@@ -11,8 +11,9 @@
 //! enforces the same rule by refusing commits from outside the group while it has members.
 //!
 //! TODO(cli): a consumer that reads with a group but without joining it (`rivulet consume
-//! --group`, or a library consumer using `assign`) is not a member, so it is not seen; meanwhile
-//! a reset while one runs is overwritten by its next commit. Stop such consumers first.
+//! --group` with `--partition`, `--offset` or `--from-time`, or a library consumer using
+//! `assign`) is not a member, so it is not seen; meanwhile a reset while one runs is
+//! overwritten by its next commit. Stop such consumers first.
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
