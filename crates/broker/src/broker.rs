@@ -10,7 +10,13 @@
 //! <data>/internal/offsets/            the group offsets log (docs/format/group-offsets.md)
 //! <data>/staging/                     topics being created; emptied at start
 //! <data>/trash/                       topics being deleted; emptied at start
+//! <data>/lock                         locked (flock) by the broker that owns the directory
 //! ```
+//!
+//! One broker per data directory: [`Broker::open`] takes an exclusive lock on `lock` and holds
+//! it until the broker is dropped (the operating system releases it when the process dies), so
+//! a second process on the same directory is refused instead of overwriting the first's
+//! records.
 //!
 //! A topic becomes visible on disk in one rename (from `staging/` into `topics/`) and
 //! disappears in one rename (into `trash/`), each followed by an fsync of `topics/`, so a crash
@@ -68,6 +74,9 @@ pub struct Broker {
 
 /// State shared with the background task.
 pub(crate) struct Shared {
+    /// The data directory's lock, held until shutdown has closed every log (or the broker is
+    /// dropped).
+    lock: fs::File,
     pub(crate) config: BrokerConfig,
     pub(crate) layout: Layout,
     pub(crate) topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -184,7 +193,9 @@ impl Broker {
         config.validate()?;
         let layout = Layout::new(&config.data_dir);
         let compact_bytes = config.offsets_compact_bytes;
-        let (loaded, offsets, layout) = blocking(move || {
+        let data_dir = config.data_dir.clone();
+        let (lock, loaded, offsets, layout) = blocking(move || {
+            let lock = lock_data_dir(&data_dir)?;
             prepare_dirs(&layout)?;
             let loaded = load_topics(&layout)?;
             let offsets = GroupOffsets::open(&layout.offsets, compact_bytes)?;
@@ -198,7 +209,7 @@ impl Broker {
                 // A topic deletion was interrupted after its directory went away.
                 offsets.remove_topics(|t| stale.iter().any(|s| s == t), now_ms())?;
             }
-            Ok((loaded, offsets, layout))
+            Ok((lock, loaded, offsets, layout))
         })
         .await?;
         info!(
@@ -209,6 +220,7 @@ impl Broker {
         );
 
         let shared = Arc::new(Shared {
+            lock,
             admission: Admission::new(config.max_in_flight_bytes, config.busy_retry_after),
             config,
             layout,
@@ -312,9 +324,23 @@ impl Broker {
             remove_topic_files(&shared.layout, &owned)?;
             offsets.remove_topics(|t| t == owned, now_ms())
         })
-        .await?;
+        .await
+        .inspect_err(|err| self.note_failed_deletion(name, err))?;
         info!(topic = name, "topic deleted");
         Ok(())
+    }
+
+    /// After a deletion failed: if the topic's directory is still in place, keeps the name
+    /// taken as a damaged topic (its logs are retired), so that it is listed, can be deleted
+    /// again, and is not created anew over files that would come back at the next start.
+    fn note_failed_deletion(&self, name: &str, err: &BrokerError) {
+        if self.shared.layout.topic_dir(name).exists() {
+            error!(topic = name, error = %err, "topic deletion failed; its files are still in place");
+            self.shared.damaged.write().insert(
+                name.to_owned(),
+                format!("its deletion failed ({err}); delete it again, or restart the server"),
+            );
+        }
     }
 
     /// Deletes a topic kept aside as damaged; the caller holds the admin lock.
@@ -332,7 +358,8 @@ impl Broker {
             remove_topic_files(&shared.layout, &owned)?;
             offsets.remove_topics(|t| t == owned, now_ms())
         })
-        .await?;
+        .await
+        .inspect_err(|err| self.note_failed_deletion(name, err))?;
         info!(topic = name, "damaged topic deleted");
         Ok(())
     }
@@ -447,7 +474,12 @@ impl Broker {
 
         let topics = std::mem::take(&mut *self.shared.topics.write());
         let offsets = self.shared.offsets.write().take();
-        blocking(move || close_all(topics, offsets)).await?;
+        let closed = blocking(move || close_all(topics, offsets)).await;
+        // Every log is closed (or dropped): another broker may have the directory now.
+        if let Err(err) = self.shared.lock.unlock() {
+            warn!(error = %err, "could not release the data directory's lock");
+        }
+        closed?;
         info!("broker stopped");
         Ok(())
     }
@@ -535,6 +567,25 @@ pub(crate) fn now_ms() -> i64 {
 
 pub(crate) fn topic_scope(name: &str) -> String {
     format!("topic {name:?}")
+}
+
+/// Creates the data directory if needed and takes its exclusive lock.
+fn lock_data_dir(dir: &Path) -> Result<fs::File> {
+    let scope = "the data directory";
+    fs::create_dir_all(dir).map_err(|e| BrokerError::io(scope, "create directory", e))?;
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("lock"))
+        .map_err(|e| BrokerError::io(scope, "open lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(BrokerError::DataDirectoryInUse {
+            dir: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(BrokerError::io(scope, "lock data directory", e)),
+    }
 }
 
 /// Creates the data directory's folders and clears leftovers of interrupted work.
@@ -676,12 +727,20 @@ fn is_process_limit(err: &std::io::Error) -> bool {
         || matches!(err.raw_os_error(), Some(12) | Some(23) | Some(24))
 }
 
-/// Moves a topic's directory into `trash/` (durably), then removes it.
-fn remove_topic_files(layout: &Layout, name: &str) -> Result<()> {
+/// A new, unique name in `trash/`: short, so that even a topic name of the longest allowed
+/// length can be moved there (a name plus a suffix could pass the file system's limit).
+fn trash_path(layout: &Layout) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let trash = layout.trash.join(format!("{name}.{stamp}"));
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    layout.trash.join(format!("{stamp:x}-{n}"))
+}
+
+/// Moves a topic's directory into `trash/` (durably), then removes it.
+fn remove_topic_files(layout: &Layout, name: &str) -> Result<()> {
+    let trash = trash_path(layout);
     let scope = topic_scope(name);
     fs::rename(layout.topic_dir(name), &trash)
         .map_err(|e| BrokerError::io(&scope, "move topic to trash", e))?;
@@ -755,7 +814,7 @@ fn create_on_disk(layout: &Layout, meta: TopicMetadata) -> Result<Topic> {
         Ok(topic) => Ok(topic),
         Err(err) => {
             // Take the topic back off disk so a failed create leaves nothing behind.
-            let trash = layout.trash.join(&meta.name);
+            let trash = trash_path(layout);
             if fs::rename(&final_dir, &trash).is_ok() {
                 let _ = metadata::sync_dir(&layout.topics);
                 let _ = fs::remove_dir_all(&trash);

@@ -243,6 +243,17 @@ pub enum BrokerError {
     /// A consumer-group membership rule refused a heartbeat or commit.
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// Another process holds the data directory: two brokers on one directory would
+    /// overwrite each other's records.
+    #[error(
+        "data directory {} is in use by another process (its lock file is held); stop that \
+         process or choose another directory",
+        dir.display()
+    )]
+    DataDirectoryInUse {
+        /// The data directory.
+        dir: std::path::PathBuf,
+    },
     /// An internal failure, such as an I/O error other than a full disk.
     #[error("internal error in {scope}: {detail}")]
     Internal {
@@ -277,7 +288,9 @@ impl BrokerError {
             BrokerError::Corrupt { .. }
             | BrokerError::TopicDamaged { .. }
             | BrokerError::CommitsInDoubt { .. } => ErrorKind::DataLoss,
-            BrokerError::Internal { .. } => ErrorKind::Internal,
+            BrokerError::Internal { .. } | BrokerError::DataDirectoryInUse { .. } => {
+                ErrorKind::Internal
+            }
             BrokerError::Membership(_) => ErrorKind::FailedPrecondition,
         }
     }

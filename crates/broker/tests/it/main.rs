@@ -20,9 +20,25 @@ use rivulet_broker::{
 
 /// Opens a broker with default settings on `dir`.
 pub async fn open(dir: &Path) -> Broker {
-    Broker::open(BrokerConfig::new(dir))
-        .await
-        .expect("broker opens")
+    open_with(BrokerConfig::new(dir)).await
+}
+
+/// Opens a broker, waiting (up to 10 s) for one dropped without shutdown to let go of the
+/// directory: in a test its background task ends, and releases the data directory's lock, a
+/// moment after the drop, where a killed process would release it at once.
+pub async fn open_with(config: BrokerConfig) -> Broker {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Broker::open(config.clone()).await {
+            Ok(broker) => return broker,
+            Err(rivulet_broker::BrokerError::DataDirectoryInUse { .. })
+                if std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(err) => panic!("broker does not open: {err}"),
+        }
+    }
 }
 
 /// Produces `n` keyless records with values `"<prefix>-<i>"` to `partition`, durably.

@@ -502,3 +502,59 @@ async fn a_topic_deleted_under_load_and_created_again_starts_empty() {
     }
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_broker_on_the_same_directory_is_refused_until_the_first_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = open(dir.path()).await;
+    first
+        .create_topic("mine", 1, TopicConfig::default())
+        .await
+        .unwrap();
+    produce_n(&first, "mine", 0, 3, "v").await;
+    let before = snapshot(&dir.path().join("topics"));
+
+    let err = Broker::open(BrokerConfig::new(dir.path()))
+        .await
+        .err()
+        .expect("a second broker on a data directory in use");
+    assert!(
+        matches!(err, BrokerError::DataDirectoryInUse { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("in use by another process"),
+        "{err}"
+    );
+    assert!(snapshot(&dir.path().join("topics")) == before);
+
+    first.shutdown().await.unwrap();
+    let second = open(dir.path()).await;
+    assert_eq!(read_all(&second, "mine", 0, 0).await.len(), 3);
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_with_the_longest_name_is_deleted_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "n".repeat(249);
+    let broker = open(dir.path()).await;
+    broker
+        .create_topic(&name, 2, TopicConfig::default())
+        .await
+        .unwrap();
+    produce_n(&broker, &name, 0, 2, "v").await;
+    broker.delete_topic(&name).await.unwrap();
+    assert!(broker.list_topics().is_empty());
+    assert!(entries(&dir.path().join("topics")).is_empty());
+    broker
+        .create_topic(&name, 1, TopicConfig::default())
+        .await
+        .unwrap();
+    broker.delete_topic(&name).await.unwrap();
+    broker.shutdown().await.unwrap();
+
+    let broker = open(dir.path()).await;
+    assert!(broker.list_topics().is_empty());
+    broker.shutdown().await.unwrap();
+}

@@ -155,3 +155,45 @@ async fn state_survives_sigkill_and_sigterm_restarts_without_loss_or_duplicates(
     );
     assert!(server.terminate().await.success());
 }
+
+#[tokio::test]
+async fn a_second_server_on_a_data_directory_in_use_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let first = Server::start(&data, dir.path().join("first.log"));
+    let (mut log, mut admin) = first.clients().await;
+    admin
+        .create_topic(v1::CreateTopicRequest {
+            name: "events".into(),
+            partitions: 1,
+            config: None,
+        })
+        .await
+        .unwrap();
+    log.produce(produce("events", 0, &numbered(0..5)))
+        .await
+        .unwrap();
+
+    let refused = Server::try_start(&data, dir.path().join("second.log"))
+        .err()
+        .expect("a second server on the same data directory started");
+    assert!(
+        refused.contains("is in use by another process"),
+        "second server's log: {refused}"
+    );
+
+    // The first server is undisturbed and keeps writing at the next offset.
+    let reply = log
+        .produce(produce("events", 0, &numbered(5..8)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.batches[0].base_offset, 5);
+    drop((log, admin));
+    first.kill();
+
+    // Once it is gone, the directory opens again with everything in it.
+    let again = Server::start(&data, dir.path().join("again.log"));
+    let (mut log, _admin) = again.clients().await;
+    assert_eq!(values_from(&mut log, 0, 0).await, numbered(0..8));
+}
