@@ -173,7 +173,8 @@ impl GroupOffsets {
             .with_flush(FlushPolicy::Os);
         let (log, report) =
             PartitionLog::open(dir, config).map_err(|e| BrokerError::from_storage_in(SCOPE, e))?;
-        if !report.clean_shutdown {
+        // A log just created has no clean-shutdown marker either, and nothing to recover.
+        if !report.clean_shutdown && (report.log_end_offset > 0 || report.torn_tail.is_some()) {
             info!(
                 log_start = report.log_start_offset,
                 log_end = report.log_end_offset,

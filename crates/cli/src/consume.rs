@@ -168,13 +168,23 @@ pub(crate) async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
 
     let result = consume(&mut consumer, &args, &ends).await;
     if args.group.is_some() {
-        let commit = commit(&mut consumer).await;
+        let commit = final_commit(&mut consumer).await;
         let left = consumer.close().await.context("cannot leave the group");
         result?;
         commit?;
         return left;
     }
     result
+}
+
+/// The commit before the command exits. Unlike the periodic ones, a refusal here is an error:
+/// the records printed since the last accepted commit will be delivered again, and a script
+/// that relies on `--group` committing what it printed must hear of it.
+async fn final_commit(consumer: &mut Consumer) -> anyhow::Result<()> {
+    consumer.commit().await.context(
+        "cannot commit the group's offsets (the records printed since the last commit will be \
+         read again)",
+    )
 }
 
 /// Commits what was printed. A member whose partition moved away is refused, which is not an

@@ -38,6 +38,8 @@ CONFIG FILE (TOML; every key optional, named like the flags with '_' for '-'):
     stream_buffer = 8
     max_partitions = 10000
     max_in_flight_bytes = 67108864
+    group_session_timeout_ms = 10000
+    group_rebalance_timeout_ms = 30000
 
 LOGGING: --log-level (or RIVULET_LOG_LEVEL) wins; otherwise RUST_LOG, then the file's log_level,
 then 'info'. Values are tracing filter directives, e.g. 'debug' or 'info,rivulet_server=debug'.

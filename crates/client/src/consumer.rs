@@ -176,6 +176,7 @@ impl ConsumerBuilder {
             last_committed: HashMap::new(),
             member: None,
             listener: self.listener,
+            next_first: 0,
         }
     }
 }
@@ -245,6 +246,10 @@ pub struct Consumer {
     /// Group membership, once subscribed.
     member: Option<GroupMember>,
     listener: Option<RebalanceListener>,
+    /// Where the next [`Consumer::poll`] starts taking buffered records, in partition order:
+    /// each poll starts one partition further, so a partition that always has records buffered
+    /// cannot keep the others waiting when polls are capped by `max_poll_records`.
+    next_first: usize,
 }
 
 impl Consumer {
@@ -714,7 +719,18 @@ impl Consumer {
     fn take_buffered(&mut self) -> Vec<Record> {
         let max = self.config.max_poll_records;
         let mut out = Vec::new();
-        for state in self.partitions.values_mut() {
+        let count = self.partitions.len();
+        if count == 0 {
+            return out;
+        }
+        let first = self.next_first % count;
+        self.next_first = first + 1;
+        let (before, from_first): (Vec<_>, Vec<_>) = self
+            .partitions
+            .values_mut()
+            .enumerate()
+            .partition(|(i, _)| *i < first);
+        for (_, state) in from_first.into_iter().chain(before) {
             if state.paused {
                 continue;
             }

@@ -97,6 +97,15 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
+    /// The request was larger than the server accepts (`max_request_bytes`); nothing of it was
+    /// stored, and sending it again would fail the same way: send smaller batches.
+    #[error("{operation}: request too large: {message}")]
+    RequestTooLarge {
+        /// The RPC that failed.
+        operation: &'static str,
+        /// The server's message, with the size and the limit.
+        message: String,
+    },
     /// The server cannot serve now, for instance because it is shutting down.
     #[error("{operation}: unavailable: {message}")]
     Unavailable {
@@ -273,6 +282,13 @@ impl ClientError {
             Code::InvalidArgument => ClientError::InvalidArgument { operation, message },
             Code::FailedPrecondition => ClientError::NotMember { operation, message },
             Code::AlreadyExists => ClientError::AlreadyExists { operation, message },
+            Code::ResourceExhausted
+                if status
+                    .get_details_error_info()
+                    .is_some_and(|info| info.reason == "REQUEST_TOO_LARGE") =>
+            {
+                ClientError::RequestTooLarge { operation, message }
+            }
             Code::ResourceExhausted => ClientError::Busy {
                 operation,
                 retry_after: retry_after(),
@@ -355,6 +371,25 @@ mod tests {
         let err = ClientError::from_status("Produce", &status);
         assert!(err.is_retryable());
         assert_eq!(err.retry_after(), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn a_request_over_the_servers_limit_is_not_retried_as_busy() {
+        let status = Status::with_error_details(
+            Code::ResourceExhausted,
+            "request message of 20971525 bytes is larger than the server's limit",
+            ErrorDetails::with_error_info(
+                "REQUEST_TOO_LARGE",
+                "rivulet.v1",
+                std::collections::HashMap::new(),
+            ),
+        );
+        let err = ClientError::from_status("Produce", &status);
+        assert!(
+            matches!(err, ClientError::RequestTooLarge { .. }),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
     }
 
     #[test]

@@ -716,7 +716,9 @@ impl BatchRequest {
                 }
             }
             Err(err) => {
-                warn!(
+                // Every record's delivery carries the error to the caller; a warning here would
+                // only say it twice.
+                debug!(
                     topic = self.tp.topic(),
                     partition = self.tp.partition(),
                     records = batch.deliveries.len(),

@@ -12,7 +12,7 @@
 //! | broken naming, size or count rule | `INVALID_ARGUMENT` | `BadRequest` for request fields |
 //! | topic exists | `ALREADY_EXISTS` | |
 //! | too many bytes in flight, disk full | `RESOURCE_EXHAUSTED` | `RetryInfo` |
-//! | request message over `max_request_bytes` | `RESOURCE_EXHAUSTED` | (from `request_limit`) |
+//! | request message over `max_request_bytes` | `RESOURCE_EXHAUSTED` | `ErrorInfo` `REQUEST_TOO_LARGE` with `size`, `limit` (from `request_limit`) |
 //! | shutting down | `UNAVAILABLE` | `RetryInfo` |
 //! | damaged data | `DATA_LOSS` | |
 //! | damaged topic | `DATA_LOSS` | `ErrorInfo` `TOPIC_DAMAGED` with `topic` |
@@ -29,7 +29,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tracing::warn;
 
 /// `ErrorInfo.domain` of every error with structured details.
-const ERROR_DOMAIN: &str = "rivulet.v1";
+pub(crate) const ERROR_DOMAIN: &str = "rivulet.v1";
 
 /// Retry delay suggested when the disk is full: long enough for retention or an operator to
 /// free space, short enough that a producer does not give up.

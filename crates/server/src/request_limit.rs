@@ -13,15 +13,19 @@
 //!
 //! [`ServerConfig::max_request_bytes`]: crate::ServerConfig::max_request_bytes
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::{Service, http};
 use tonic::server::NamedService;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::error::ERROR_DOMAIN;
 
 /// Bytes of the prefix before every gRPC message: compressed flag, then the length.
 const PREFIX_LEN: usize = 5;
@@ -138,13 +142,24 @@ impl http_body::Body for LimitedBody {
     }
 }
 
-/// The status for a message of `len` bytes over `limit`.
+/// The status for a message of `len` bytes over `limit`. Unlike a busy server's
+/// `RESOURCE_EXHAUSTED` it carries no `RetryInfo`, since the same request would fail again,
+/// and an `ErrorInfo` (`REQUEST_TOO_LARGE`) so clients can tell it apart.
 fn too_large(len: u64, limit: usize) -> Status {
-    Status::resource_exhausted(format!(
+    let message = format!(
         "request message of {len} bytes is larger than the server's limit of {limit} bytes \
          (max_request_bytes); it was refused before being read, so nothing of it was stored. \
          Send smaller requests"
-    ))
+    );
+    let metadata = HashMap::from([
+        ("size".to_owned(), len.to_string()),
+        ("limit".to_owned(), limit.to_string()),
+    ]);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        message,
+        ErrorDetails::with_error_info("REQUEST_TOO_LARGE", ERROR_DOMAIN, metadata),
+    )
 }
 
 /// Where the byte stream stands in its sequence of length-prefixed messages.

@@ -166,6 +166,16 @@ fn each_error_is_one_line_with_its_exit_code() {
     )
     .failed(OTHER);
     assert!(line.contains("cannot open"), "{line}");
+
+    // A record larger than a whole request is refused as such, not retried as a busy server
+    // (which would end, minutes later, in "server busy").
+    let mut huge = vec![b'y'; 20 << 20];
+    huge.push(b'\n');
+    let line = rivulet(addr, &["produce", "known", "--partition", "0"], &huge).failed(OTHER);
+    assert!(
+        line.contains("request too large") && line.contains("max_request_bytes"),
+        "{line}"
+    );
 }
 
 #[test]

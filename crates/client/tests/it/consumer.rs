@@ -348,3 +348,34 @@ async fn a_consumer_rides_out_a_server_restart() {
     let offsets: Vec<u64> = records.iter().map(|r| r.offset()).collect();
     assert_eq!(offsets, (10..20).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_polls_take_turns_so_no_partition_starves() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "turns", 3).await;
+    let producer = client.producer().build();
+    for partition in 0..3 {
+        produce(&producer, "turns", partition, 300).await;
+    }
+    let mut consumer = client
+        .consumer()
+        .offset_reset(OffsetReset::Earliest)
+        .max_poll_records(20)
+        .build();
+    consumer.assign((0..3).map(|p| TopicPartition::new("turns", p)));
+
+    // Far fewer records than one partition holds: every partition must still be read from,
+    // each in offset order.
+    let mut next = [0u64; 3];
+    let mut polled = 0;
+    while polled < 150 {
+        for record in consumer.poll(Duration::from_secs(5)).await.unwrap() {
+            let p = record.partition() as usize;
+            assert_eq!(record.offset(), next[p], "partition {p} out of order");
+            next[p] += 1;
+            polled += 1;
+        }
+    }
+    assert!(next.iter().all(|&n| n > 0), "a partition starved: {next:?}");
+}
