@@ -201,7 +201,7 @@ fuzz_target!(|input: Input| {
     let mut truth = truth;
     append_one(&log, &mut truth, 7, 1_000);
     log.roll().expect("rolling a reopened log");
-    append_one(&log, &mut truth, 0, -5);
+    append_one(&log, &mut truth, 0, -1);
     check(&log, &truth, suspect_time.is_empty());
     log.close().expect("closing a reopened log");
 
@@ -254,7 +254,8 @@ fn append_shaped(
     let value = vec![b'v'; usize::from(value_len)];
     let mut timestamps = Vec::with_capacity(records);
     for i in 0..records {
-        let ts = timestamp + i as i64 * i64::from(step);
+        // Backwards steps go down to -1, the lowest timestamp a batch may carry.
+        let ts = (timestamp + i as i64 * i64::from(step)).max(-1);
         timestamps.push(ts);
         builder.push(ts, Some(b"k"), Some(&value), &[]);
     }

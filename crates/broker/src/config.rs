@@ -115,12 +115,31 @@ impl TopicConfig {
         self
     }
 
-    /// Checks every setting against its range.
+    /// Checks every setting against its range, and the settings against each other: a record
+    /// must fit a batch (`max_record_bytes` at most `max_batch_bytes`).
     ///
     /// # Errors
     ///
-    /// [`BrokerError::InvalidConfig`] naming the first setting out of range and the rule.
+    /// [`BrokerError::InvalidConfig`] naming the first setting that breaks a rule, and the rule.
     pub fn validate(&self) -> Result<()> {
+        self.validate_ranges()?;
+        if self.max_record_bytes > self.max_batch_bytes {
+            return Err(BrokerError::InvalidConfig {
+                setting: "max_record_bytes",
+                value: format!(
+                    "{} with max_batch_bytes = {}",
+                    self.max_record_bytes, self.max_batch_bytes
+                ),
+                rule: "must not be larger than max_batch_bytes, or no record of that size could \
+                       ever be stored; raise max_batch_bytes or lower max_record_bytes",
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks each setting against its own range only. Topics loaded from disk are checked
+    /// this way, so that one created before a rule between settings existed is still served.
+    pub(crate) fn validate_ranges(&self) -> Result<()> {
         if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
             return Err(invalid(
                 "segment_bytes",
@@ -326,6 +345,29 @@ mod tests {
     fn always_durable_topics_open_logs_without_per_append_sync() {
         let config = TopicConfig::default().with_durability(DurabilityPolicy::AlwaysDurable);
         assert_eq!(config.log_config().flush, FlushPolicy::Os);
+    }
+
+    #[test]
+    fn a_record_limit_above_the_batch_limit_is_refused_at_creation_only() {
+        let config = TopicConfig::default()
+            .with_max_record_bytes(2 << 20)
+            .with_max_batch_bytes(1 << 20);
+        let err = config.validate().unwrap_err().to_string();
+        for words in [
+            "max_record_bytes = 2097152",
+            "max_batch_bytes = 1048576",
+            "larger",
+        ] {
+            assert!(err.contains(words), "{err}");
+        }
+        config.validate_ranges().unwrap();
+
+        // Equal limits are fine: a compressed record of that size fits.
+        TopicConfig::default()
+            .with_max_record_bytes(1 << 20)
+            .with_max_batch_bytes(1 << 20)
+            .validate()
+            .unwrap();
     }
 
     #[test]

@@ -104,10 +104,7 @@ pub enum BrokerError {
     #[error("invalid request: {0}")]
     InvalidArgument(String),
     /// A topic of that name, or of a name that collides with it, exists.
-    #[error(
-        "topic {topic:?} cannot be created: it collides with existing topic {existing:?} \
-         (names equal when compared ignoring case and treating '.' and '_' as the same)"
-    )]
+    #[error("{}", topic_exists_message(topic, existing))]
     TopicExists {
         /// The name asked for.
         topic: String,
@@ -425,6 +422,19 @@ fn is_disk_full(err: &std::io::Error) -> bool {
     ) || matches!(err.raw_os_error(), Some(28) | Some(122))
 }
 
+/// The message of [`BrokerError::TopicExists`]: plain when the name itself is taken, with the
+/// collision rule when another spelling holds it.
+fn topic_exists_message(topic: &str, existing: &str) -> String {
+    if topic == existing {
+        format!("topic {topic:?} already exists")
+    } else {
+        format!(
+            "topic {topic:?} cannot be created: it collides with existing topic {existing:?} \
+             (names equal when compared ignoring case and treating '.' and '_' as the same)"
+        )
+    }
+}
+
 /// Result alias for the broker crate.
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 
@@ -433,6 +443,25 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
+
+    #[test]
+    fn an_existing_topic_is_named_plainly_and_a_collision_with_its_rule() {
+        let same = BrokerError::TopicExists {
+            topic: "orders".into(),
+            existing: "orders".into(),
+        };
+        assert_eq!(same.to_string(), "topic \"orders\" already exists");
+        let collision = BrokerError::TopicExists {
+            topic: "ORDERS".into(),
+            existing: "orders".into(),
+        }
+        .to_string();
+        assert!(
+            collision.contains("collides with existing topic \"orders\""),
+            "{collision}"
+        );
+        assert!(collision.contains("ignoring case"), "{collision}");
+    }
 
     #[test]
     fn storage_errors_lose_their_paths() {

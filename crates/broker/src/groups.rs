@@ -82,8 +82,8 @@ impl Broker {
     ///
     /// # Errors
     ///
-    /// [`BrokerError::InvalidArgument`] for an empty or over-long group name or metadata
-    /// string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
+    /// [`BrokerError::InvalidArgument`] for a group name that breaks the naming rule (1 to
+    /// [`MAX_GROUP_NAME_BYTES`] bytes, no control characters) or an over-long metadata string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
     /// [`BrokerError::InvalidCommitOffset`] for a negative offset or one past the log end;
     /// [`BrokerError::Membership`] when membership refuses the committer. Nothing is stored
     /// unless every entry is valid.
@@ -200,6 +200,7 @@ impl Broker {
     ///
     /// # Errors
     ///
+    /// [`BrokerError::InvalidArgument`] for a group name no commit can have;
     /// [`BrokerError::CommitsInDoubt`] as for [`Broker::committed_offsets`];
     /// [`BrokerError::ShuttingDown`].
     pub fn committed_offset(
@@ -208,6 +209,7 @@ impl Broker {
         topic: &str,
         partition: u32,
     ) -> Result<Option<CommittedOffset>> {
+        validate_group(group)?;
         self.offsets()?.fetch_one(group, topic, partition)
     }
 
@@ -264,11 +266,54 @@ impl Broker {
     }
 }
 
+/// The group naming rule, applied by every operation that takes a group name: 1 to
+/// [`MAX_GROUP_NAME_BYTES`] bytes of UTF-8 without control characters (Unicode category Cc:
+/// NUL, tab, newline, escape, DEL and the like), so a name can be printed, logged and typed
+/// back as it is.
 pub(crate) fn validate_group(group: &str) -> Result<()> {
-    if group.is_empty() || group.len() > MAX_GROUP_NAME_BYTES {
-        return Err(BrokerError::InvalidArgument(format!(
-            "group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes long"
-        )));
+    let length_ok = !group.is_empty() && group.len() <= MAX_GROUP_NAME_BYTES;
+    if length_ok && !group.chars().any(char::is_control) {
+        return Ok(());
     }
-    Ok(())
+    // Debug formatting escapes control characters; the cut keeps the message short.
+    let shown: String = group.chars().take(MAX_GROUP_NAME_BYTES + 8).collect();
+    Err(BrokerError::InvalidArgument(format!(
+        "invalid group name {shown:?}: a group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes \
+         long and contain no control characters (such as NUL, tab or newline)"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_are_one_to_255_bytes_without_control_characters() {
+        for ok in [
+            "g",
+            "billing-v2",
+            "Zürich east",
+            "a.b_c:d/e",
+            &"g".repeat(255),
+        ] {
+            assert!(validate_group(ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "a\0b",
+            "a\nb",
+            "tab\there",
+            "bell\u{7}",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            let err = validate_group(bad).unwrap_err().to_string();
+            assert!(err.contains("1 to 255 bytes"), "{err}");
+            assert!(err.contains("no control characters"), "{err}");
+            assert!(!err.contains('\n') && !err.contains('\0'), "{err:?}");
+        }
+        assert!(validate_group(&"g".repeat(256)).is_err());
+        // Counted in bytes: 128 two-byte characters are 256 bytes.
+        assert!(validate_group(&"ü".repeat(128)).is_err());
+    }
 }

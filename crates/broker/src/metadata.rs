@@ -191,7 +191,8 @@ fn decode_body_v1(body: &[u8]) -> Result<TopicMetadata, String> {
         .with_retention_age((retention_ms != UNSET).then(|| Duration::from_millis(retention_ms)))
         .with_retention_bytes((retention_bytes != UNSET).then_some(retention_bytes))
         .with_durability(durability);
-    config.validate().map_err(|err| err.to_string())?;
+    // Ranges only: a topic created before a rule between settings existed stays servable.
+    config.validate_ranges().map_err(|err| err.to_string())?;
     Ok(TopicMetadata {
         name,
         partitions,
@@ -299,6 +300,19 @@ mod tests {
             ..sample()
         };
         assert_eq!(decode(&encode(&defaults)).unwrap(), defaults);
+    }
+
+    #[test]
+    fn a_topic_stored_with_a_record_limit_above_its_batch_limit_still_loads() {
+        // Creation refuses this pair now; topics created before that must stay servable.
+        let meta = TopicMetadata {
+            config: TopicConfig::default()
+                .with_max_record_bytes(4 << 20)
+                .with_max_batch_bytes(1 << 20),
+            ..sample()
+        };
+        assert!(meta.config.validate().is_err());
+        assert_eq!(decode(&encode(&meta)).unwrap(), meta);
     }
 
     #[test]

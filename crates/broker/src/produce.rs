@@ -4,7 +4,8 @@
 //! Order of work, so that nothing is stored for a request that breaks a rule:
 //! 1. admission (the in-flight byte bound) — refused with `Busy`, never queued;
 //! 2. topic and partition lookup, the empty-request check, per-record size checks against the
-//!    topic's `max_record_bytes`, and (for raw batches) batch validation;
+//!    topic's `max_record_bytes`, the timestamp rule (`rivulet_format::TIMESTAMP_RULE`), and
+//!    (for raw batches) batch validation;
 //! 3. one batch per target partition, checked against `max_batch_bytes`;
 //! 4. the append on the blocking pool, then, for durable requests, `flush_to` the batch's end,
 //!    which shares one fsync among concurrent durable appends to the partition.
@@ -16,7 +17,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
-use rivulet_format::{BatchBuilder, BatchLimits, Compression, decode_batch, validate_batch};
+use rivulet_format::{
+    BatchBuilder, BatchLimits, Compression, TIMESTAMP_RULE, check_timestamps, decode_batch,
+    is_valid_timestamp, validate_batch,
+};
 use tracing::{debug, instrument};
 
 use crate::broker::{Broker, Counters, join_failed, now_ms};
@@ -34,7 +38,8 @@ pub struct ProduceRecord {
     pub value: Option<Bytes>,
     /// Application headers, in order.
     pub headers: Vec<(String, Option<Bytes>)>,
-    /// Create time in milliseconds since the Unix epoch; `None` means now.
+    /// Create time in milliseconds since the Unix epoch; `None` means now. It must follow
+    /// [`rivulet_format::TIMESTAMP_RULE`]: -1 (no timestamp) or 0 to `i64::MAX`.
     pub timestamp: Option<i64>,
 }
 
@@ -213,7 +218,9 @@ impl Broker {
     /// - [`BrokerError::Busy`] (retryable) when too many produce bytes are in flight;
     /// - [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
     /// - [`BrokerError::EmptyBatch`], [`BrokerError::RecordTooLarge`],
-    ///   [`BrokerError::BatchTooLarge`], [`BrokerError::InvalidBatch`]: nothing was stored;
+    ///   [`BrokerError::BatchTooLarge`], [`BrokerError::InvalidBatch`] (raw batches, including
+    ///   timestamps outside [`rivulet_format::TIMESTAMP_RULE`]), [`BrokerError::InvalidArgument`]
+    ///   (a record's timestamp outside that rule): nothing was stored;
     /// - [`BrokerError::DiskFull`] (retryable): nothing was stored;
     /// - [`BrokerError::ShuttingDown`], or an internal storage failure.
     #[instrument(skip_all, fields(topic = %request.topic, partition = ?request.partition))]
@@ -354,11 +361,14 @@ fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
         });
     }
 
+    check_timestamps(batch, &header).map_err(invalid)?;
+
     // An uncompressed batch no larger than the record limit cannot hold a record over it.
     let uncompressed = header.compression() == Some(Compression::None);
     if uncompressed && batch.len() <= config.max_record_bytes as usize {
         return Ok(());
     }
+
     let (_, records) = decode_batch(&Bytes::copy_from_slice(batch)).map_err(invalid)?;
     for (index, record) in records.iter().enumerate() {
         let size = record_size(
@@ -385,8 +395,10 @@ fn encode_records(
             topic: topic.name.to_string(),
         });
     }
+    let now = now_ms();
     for (index, record) in records.iter().enumerate() {
         check_record_size(topic, index, record.size())?;
+        check_timestamp(topic, index, record.timestamp.unwrap_or(now))?;
     }
 
     let keyless = records.iter().filter(|r| r.key.is_none()).count() as u64;
@@ -394,29 +406,42 @@ fn encode_records(
         None if keyless > 0 => Some(topic.pick_keyless(keyless)),
         _ => None,
     };
-    let mut by_partition: BTreeMap<u32, Vec<&ProduceRecord>> = BTreeMap::new();
-    for record in records {
+    let mut by_partition: BTreeMap<u32, Vec<(usize, &ProduceRecord)>> = BTreeMap::new();
+    for (index, record) in records.iter().enumerate() {
         let partition = match (explicit, &record.key, keyless_partition) {
             (Some(p), _, _) => p,
             (None, Some(key), _) => topic.partition_for_key(key),
             (None, None, Some(p)) => p,
             (None, None, None) => 0,
         };
-        by_partition.entry(partition).or_default().push(record);
+        by_partition
+            .entry(partition)
+            .or_default()
+            .push((index, record));
     }
 
-    let now = now_ms();
     let mut batches = Vec::with_capacity(by_partition.len());
     for (partition, records) in by_partition {
         let mut builder = BatchBuilder::new(Compression::None);
-        for record in records {
+        for (index, record) in records {
+            let timestamp = record.timestamp.unwrap_or(now);
+            if !builder.accepts_timestamp(timestamp) {
+                return Err(BrokerError::InvalidArgument(format!(
+                    "record {index} for topic {:?} has timestamp {timestamp}, more than \
+                     9223372036854775807 ms after the first timestamp of the request's records \
+                     for partition {partition}: one batch cannot hold both (it stores each \
+                     timestamp as a 64-bit difference from its first); send it in another \
+                     request; nothing was stored",
+                    topic.name
+                )));
+            }
             let headers: Vec<(&str, Option<&[u8]>)> = record
                 .headers
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.as_deref()))
                 .collect();
             builder.push(
-                record.timestamp.unwrap_or(now),
+                timestamp,
                 record.key.as_deref(),
                 record.value.as_deref(),
                 &headers,
@@ -440,6 +465,18 @@ fn encode_records(
         batches.push((partition, batch));
     }
     Ok(batches)
+}
+
+/// Refuses a record timestamp outside [`TIMESTAMP_RULE`] before it reaches a batch.
+fn check_timestamp(topic: &Topic, index: usize, timestamp: i64) -> Result<()> {
+    if is_valid_timestamp(timestamp) {
+        return Ok(());
+    }
+    Err(BrokerError::InvalidArgument(format!(
+        "record {index} for topic {:?} has timestamp {timestamp}, which is out of range: a \
+         timestamp must be {TIMESTAMP_RULE}; nothing was stored",
+        topic.name
+    )))
 }
 
 fn check_record_size(topic: &Topic, index: usize, size: usize) -> Result<()> {

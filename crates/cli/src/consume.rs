@@ -67,7 +67,7 @@ pub(crate) struct ConsumeArgs {
     /// With --group, how often to commit what was printed, e.g. 500ms or 5s.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     commit_interval: Duration,
-    /// Keep waiting for new records until interrupted (Ctrl-C).
+    /// Keep waiting for new records until stopped (SIGINT, Ctrl-C, or SIGTERM).
     #[arg(long)]
     follow: bool,
     /// Stop after printing this many records.
@@ -224,7 +224,7 @@ async fn position(
 }
 
 /// Polls and prints until done: the log ends of `ends` reached (without `--follow`), the
-/// record limit reached, Ctrl-C, or standard output closed.
+/// record limit reached, SIGINT (Ctrl-C) or SIGTERM, or standard output closed.
 async fn consume(
     consumer: &mut Consumer,
     args: &ConsumeArgs,
@@ -233,7 +233,7 @@ async fn consume(
     let mut out = BufWriter::new(std::io::stdout());
     let mut printed = 0u64;
     let mut last_commit = tokio::time::Instant::now();
-    let interrupt = tokio::signal::ctrl_c();
+    let interrupt = crate::stop::stop_signal();
     tokio::pin!(interrupt);
     loop {
         if args.max_records.is_some_and(|max| printed >= max) {

@@ -17,7 +17,7 @@
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
-use rivulet_client::{Client, ConsumerGroup, TopicPartition};
+use rivulet_client::{Client, ClientError, ConsumerGroup, TopicPartition};
 use serde_json::json;
 
 use crate::arg_values::parse_time_ms;
@@ -122,33 +122,50 @@ async fn list(args: ListArgs) -> anyhow::Result<()> {
     let names = admin.list_groups().await.context("cannot list groups")?;
     let mut groups = Vec::with_capacity(names.len());
     for name in &names {
-        let group = admin
-            .describe_group(name)
-            .await
-            .with_context(|| format!("cannot describe group {name:?}"))?;
-        groups.push(group);
+        match admin.describe_group(name).await {
+            Ok(group) => groups.push((name, Some(group))),
+            // Stored before group names were refused control characters: the server lists
+            // the group but refuses to describe it under that name.
+            Err(ClientError::InvalidArgument { .. }) => groups.push((name, None)),
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot describe group {name:?}"));
+            }
+        }
     }
     if args.output == OutputFormat::Json {
-        for group in &groups {
+        for (name, group) in &groups {
+            let group = group.as_ref();
             print_json(&json!({
-                "group": group.name(),
-                "partitions": group.partitions().len(),
-                "members": group.member_ids().len(),
-                "lag": group.total_lag(),
+                "group": name,
+                "partitions": group.map(|g| g.partitions().len()),
+                "members": group.map(|g| g.member_ids().len()),
+                "lag": group.map(ConsumerGroup::total_lag),
             }))?;
         }
         return Ok(());
     }
     let mut table = Table::new(vec!["GROUP", "PARTITIONS", "MEMBERS", "LAG"]);
-    for group in &groups {
+    for (name, group) in &groups {
+        let cell = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        let group = group.as_ref();
         table.row(vec![
-            group.name().to_owned(),
-            group.partitions().len().to_string(),
-            group.member_ids().len().to_string(),
-            group.total_lag().to_string(),
+            printable(name),
+            cell(group.map(|g| g.partitions().len() as u64)),
+            cell(group.map(|g| g.member_ids().len() as u64)),
+            cell(group.map(ConsumerGroup::total_lag)),
         ]);
     }
     print(&table.render())
+}
+
+/// A group name as a table shows it: escaped, quoted, if it holds control characters, so it
+/// cannot break the table or drive the terminal.
+fn printable(name: &str) -> String {
+    if name.chars().any(char::is_control) {
+        format!("{name:?}")
+    } else {
+        name.to_owned()
+    }
 }
 
 async fn describe(args: DescribeArgs) -> anyhow::Result<()> {
@@ -404,4 +421,17 @@ fn print_reset(
         targets.len(),
         table.render()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_control_characters_are_shown_escaped() {
+        assert_eq!(printable("billing"), "billing");
+        assert_eq!(printable("Zürich east"), "Zürich east");
+        assert_eq!(printable("a\nb\0"), "\"a\\nb\\0\"");
+        assert_eq!(printable("\u{1b}[31mred"), "\"\\u{1b}[31mred\"");
+    }
 }

@@ -19,6 +19,7 @@ mod group;
 mod output;
 mod produce;
 mod serve;
+mod stop;
 mod topic;
 mod topic_config;
 

@@ -377,12 +377,10 @@ fn json_record(line: &[u8], fields: &Fields) -> anyhow::Result<InputRecord> {
     });
     let timestamp_ms = match field(&fields.timestamp) {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(
-            n.as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
-                .ok_or_else(|| anyhow!("timestamp {n} is not a number of milliseconds"))?,
-        ),
-        Some(Value::String(text)) => Some(parse_time_ms(text).map_err(|e| anyhow!(e))?),
+        Some(Value::Number(n)) => Some(checked_timestamp(json_millis(n)?)?),
+        Some(Value::String(text)) => Some(checked_timestamp(
+            parse_time_ms(text).map_err(|e| anyhow!(e))?,
+        )?),
         Some(other) => return Err(anyhow!("timestamp field holds {other}, not a time")),
     };
     Ok(InputRecord {
@@ -391,6 +389,41 @@ fn json_record(line: &[u8], fields: &Fields) -> anyhow::Result<InputRecord> {
         timestamp_ms,
         input_position: 0,
     })
+}
+
+/// A JSON number as whole milliseconds: `1700000000000` and `1.7e12` are, `1.5` and `1e20` are
+/// not (a fraction of a millisecond, or beyond a 64-bit timestamp), and are refused rather
+/// than rounded or clamped.
+fn json_millis(n: &serde_json::Number) -> anyhow::Result<i64> {
+    if let Some(ms) = n.as_i64() {
+        return Ok(ms);
+    }
+    let not_millis =
+        || anyhow!("timestamp {n} is not a whole number of milliseconds that fits 64 bits");
+    let f = n
+        .as_f64()
+        .filter(|f| f.fract() == 0.0)
+        .ok_or_else(not_millis)?;
+    // 2^63 is the first f64 past i64::MAX; every whole f64 from -2^63 up to it converts
+    // exactly.
+    let two_to_63 = 2f64.powi(63);
+    if (-two_to_63..two_to_63).contains(&f) {
+        Ok(f as i64)
+    } else {
+        Err(not_millis())
+    }
+}
+
+/// `ms` if a record may carry it as its timestamp ([`rivulet_format::TIMESTAMP_RULE`]).
+fn checked_timestamp(ms: i64) -> anyhow::Result<i64> {
+    if rivulet_format::is_valid_timestamp(ms) {
+        Ok(ms)
+    } else {
+        Err(anyhow!(
+            "timestamp {ms} is out of range: a timestamp must be {}",
+            rivulet_format::TIMESTAMP_RULE
+        ))
+    }
 }
 
 /// CSV with a header row; each row becomes a JSON object of its columns in column order.
@@ -454,9 +487,12 @@ fn read_csv(
             .map(|k| Bytes::copy_from_slice(k.as_bytes()));
         let timestamp_ms = match timestamp_column.and_then(|i| row.get(i)) {
             None | Some("") => None,
-            Some(text) => {
-                Some(parse_time_ms(text).map_err(|e| anyhow!("CSV line {line}: timestamp: {e}"))?)
-            }
+            Some(text) => Some(
+                parse_time_ms(text)
+                    .map_err(|e| anyhow!(e))
+                    .and_then(checked_timestamp)
+                    .map_err(|e| anyhow!("CSV line {line}: timestamp: {e}"))?,
+            ),
         };
         let record = InputRecord {
             key,

@@ -17,7 +17,7 @@ use rivulet_broker::{Broker, BrokerConfig, MembershipTimeouts};
 use rivulet_server::ServerConfig;
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
@@ -65,12 +65,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "RIVULET_LOG_LEVEL", value_name = "FILTER")]
     log_level: Option<String>,
 
-    /// Largest gRPC request accepted, in bytes; larger ones are refused before anything is
-    /// stored. [default: 16777216]
+    /// Largest gRPC request accepted, in bytes (1024 to 4294967295); larger ones are refused
+    /// before anything is stored. [default: 16777216]
     #[arg(long, env = "RIVULET_MAX_REQUEST_BYTES", value_name = "BYTES")]
     max_request_bytes: Option<usize>,
 
-    /// Largest gRPC response sent, in bytes. [default: 268435456]
+    /// Largest gRPC response sent, in bytes (1024 to 4294967295, and at least
+    /// max_request_bytes). [default: 268435456]
     #[arg(long, env = "RIVULET_MAX_RESPONSE_BYTES", value_name = "BYTES")]
     max_response_bytes: Option<usize>,
 
@@ -183,6 +184,7 @@ impl Settings {
             timeouts.rebalance = positive("group_rebalance_timeout_ms", ms)?;
         }
         broker = broker.with_group_timeouts(timeouts);
+        server.validate().context("invalid settings")?;
         broker.validate().context("invalid settings")?;
 
         Ok(Settings {
@@ -256,27 +258,15 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // For scripts and tests that start the server on port 0.
     println!("listening on {local_addr}");
 
-    rivulet_server::serve_with(listener, broker, settings.server, stop_signal()).await?;
+    rivulet_server::serve_with(
+        listener,
+        broker,
+        settings.server,
+        crate::stop::stop_signal(),
+    )
+    .await?;
     info!("rivulet stopped");
     Ok(())
-}
-
-/// Completes on the first SIGINT or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            warn!(error = %err, "cannot listen for SIGTERM; stop with SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!(signal = "SIGINT", "stop requested"),
-        _ = term.recv() => info!(signal = "SIGTERM", "stop requested"),
-    }
 }
 
 #[cfg(test)]
@@ -313,6 +303,29 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:9000");
         assert_eq!(settings.data_dir, PathBuf::from("from-flag"));
         assert_eq!(settings.server.max_request_bytes, 1234);
+    }
+
+    #[test]
+    fn message_limits_out_of_range_are_refused_before_the_server_starts() {
+        for (argv, says) in [
+            (&["--max-request-bytes", "0"][..], "max_request_bytes = 0"),
+            (
+                &["--max-response-bytes", "10"][..],
+                "max_response_bytes = 10",
+            ),
+            (
+                &["--max-request-bytes", "300000000"][..],
+                "at least max_request_bytes (300000000)",
+            ),
+        ] {
+            let args =
+                Wrapper::try_parse_from(std::iter::once("serve").chain(argv.iter().copied()))
+                    .unwrap()
+                    .args;
+            let err = format!("{:#}", Settings::resolve(args).unwrap_err());
+            assert!(err.starts_with("invalid settings: "), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

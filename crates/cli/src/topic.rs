@@ -97,8 +97,13 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
             "created topic {} with {} partitions\n",
             args.topic, args.partitions
         )),
-        Err(ClientError::AlreadyExists { .. }) if args.if_not_exists => {
-            print(&format!("topic {} already exists\n", args.topic))
+        // Only the very name counts as existing: a topic that merely collides with it (other
+        // case, '.' for '_') is a different topic, and creating this one failed.
+        Err(err @ ClientError::AlreadyExists { .. }) if args.if_not_exists => {
+            match admin.describe_topic(&args.topic).await {
+                Ok(_) => print(&format!("topic {} already exists\n", args.topic)),
+                Err(_) => Err(err).with_context(|| format!("cannot create topic {:?}", args.topic)),
+            }
         }
         Err(err) => Err(err).with_context(|| format!("cannot create topic {:?}", args.topic)),
     }

@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rivulet_format::{BatchBuilder, partition_for_key};
+use rivulet_format::{BatchBuilder, TIMESTAMP_RULE, is_valid_timestamp, partition_for_key};
 use rivulet_proto::v1;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -256,7 +256,9 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// Here: [`ClientError::RecordTooLarge`], [`ClientError::BufferFull`], an unknown topic
+    /// Here: [`ClientError::InvalidArgument`] for a timestamp outside
+    /// [`rivulet_format::TIMESTAMP_RULE`], [`ClientError::RecordTooLarge`],
+    /// [`ClientError::BufferFull`], an unknown topic
     /// ([`ClientError::NotFound`]) or partition ([`ClientError::UnknownPartition`]), or
     /// [`ClientError::ProducerClosed`]. The returned future fails with the error that stopped
     /// the record's batch once retries are exhausted.
@@ -268,6 +270,18 @@ impl Producer {
                 topic: record.topic,
                 size,
                 max: shared.config.buffer_bytes,
+            });
+        }
+        if let Some(timestamp) = record.timestamp_ms
+            && !is_valid_timestamp(timestamp)
+        {
+            return Err(ClientError::InvalidArgument {
+                operation: "Produce",
+                message: format!(
+                    "record for topic {:?} has timestamp {timestamp}, which is out of range: a \
+                     timestamp must be {TIMESTAMP_RULE}",
+                    record.topic
+                ),
             });
         }
         let permit = self.reserve(&record.topic, size).await?;
@@ -513,10 +527,12 @@ impl Accumulator {
         );
 
         let queue = self.queues.entry(tp.clone()).or_default();
-        let full = queue
-            .open
-            .as_ref()
-            .is_some_and(|b| b.builder.estimated_size() + size > batch_bytes);
+        // A batch stores timestamps as 64-bit differences from its first: a record at
+        // i64::MAX cannot join one that starts at -1 (no timestamp), so it starts a new one.
+        let full = queue.open.as_ref().is_some_and(|b| {
+            b.builder.estimated_size() + size > batch_bytes
+                || !b.builder.accepts_timestamp(timestamp_ms)
+        });
         if full {
             self.close(&tp);
         }

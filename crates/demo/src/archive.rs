@@ -187,7 +187,10 @@ pub(crate) async fn run(args: ArchiveArgs) -> anyhow::Result<()> {
     archive.apply(&consumer, &changes).await?;
 
     let mut since_commit = 0;
-    while archive.result.archived < args.expect {
+    // Every flight archived is not enough after a restart: a partition whose records were all
+    // archived before the kill still has its lead over the committed offset to read again, and
+    // the duplicates count is only whole once each assigned partition is past it.
+    while archive.result.archived < args.expect || !archive.read_past_archive(&consumer) {
         if Instant::now() > deadline {
             bail!(
                 "archive timed out after {} s with {} of {} flights",
@@ -441,6 +444,20 @@ impl Archive {
 
     /// Records archived past the committed offsets, on the partitions this process holds:
     /// what a restart would read again.
+    /// Whether the consumer's position on every assigned partition has reached the end of its
+    /// archive file, so every record of the lead was read again.
+    fn read_past_archive(&self, consumer: &Consumer) -> bool {
+        consumer.assignment().iter().all(|tp| {
+            let next = usize::try_from(tp.partition())
+                .ok()
+                .and_then(|p| self.files.get(p))
+                .map_or(0, |f| f.next);
+            consumer
+                .position(tp)
+                .is_some_and(|position| position >= next)
+        })
+    }
+
     fn uncommitted(&self) -> u64 {
         self.files
             .iter()

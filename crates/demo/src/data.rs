@@ -209,7 +209,7 @@ fn keep_every<T>(rows: &mut Vec<T>, stride: u64) {
     }
     let mut index = 0u64;
     rows.retain(|_| {
-        let keep = index % stride == 0;
+        let keep = index.is_multiple_of(stride);
         index += 1;
         keep
     });
@@ -233,7 +233,7 @@ fn read_weather(path: &Path, stride: u64) -> anyhow::Result<Vec<Event>> {
     let mut events = Vec::new();
     for (index, row) in reader.records().enumerate() {
         let row = row.with_context(|| format!("{} row {}", path.display(), index + 1))?;
-        if index as u64 % stride != 0 {
+        if !(index as u64).is_multiple_of(stride) {
             continue;
         }
         let mut object = serde_json::Map::new();

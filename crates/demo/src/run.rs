@@ -468,7 +468,7 @@ async fn produce(
             }
         }
         let sent = sent as u64 + 1;
-        if sent % 1_000 == 0 {
+        if sent.is_multiple_of(1_000) {
             bar.set_position(sent);
         }
         if plain && sent >= next_report {

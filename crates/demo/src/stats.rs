@@ -33,7 +33,9 @@ impl Default for Group {
             flights: 0,
             cancelled: 0,
             delay_sum: 0,
-            delays: Histogram::new_with_max(high, 2).ok(),
+            // Three significant figures keep every stored value below 2,048 exact, so
+            // quantiles of delays up to 1,047 minutes are whole minutes, not bucket edges.
+            delays: Histogram::new_with_max(high, 3).ok(),
         }
     }
 }
@@ -165,7 +167,7 @@ pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -204,6 +206,21 @@ mod tests {
         assert!((stats.all.mean_delay() - 5.0).abs() < 1e-9);
         assert_eq!(stats.by_origin["EWR"].delay_quantile(0.5), -5);
         assert!(stats.table(5).contains("from JFK"));
+    }
+
+    #[test]
+    fn delay_quantiles_are_exact_minutes() {
+        let mut stats = Stats::default();
+        for delay in 1..=100 {
+            stats.add(&flight("UA", "EWR", Some(delay)));
+        }
+        stats.add(&flight("UA", "EWR", Some(-7)));
+        let group = &stats.by_origin["EWR"];
+        assert_eq!(group.delay_quantile(0.0), -7);
+        assert_eq!(group.delay_quantile(0.5), 50);
+        assert_eq!(group.delay_quantile(0.9), 90);
+        assert_eq!(group.delay_quantile(0.99), 99);
+        assert_eq!(group.delay_quantile(1.0), 100);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   assigns the real base offset later with [`set_base_offset`](crate::header::set_base_offset).
 //! - `partitionLeaderEpoch` is -1, as Kafka's Java producer sends it; the broker sets it.
 //! - `baseTimestamp` is the first record's timestamp and `maxTimestamp` the largest one.
+//! - Every timestamp follows the timestamp rule ([`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE)) and
+//!   is exactly `baseTimestamp + timestampDelta`: a record that breaks this is not added, and
+//!   the build fails naming it, so no reader ever sees a wrapped timestamp.
 //! - The CRC32C is correct, so the result passes [`validate_batch`](crate::validate_batch).
 
 use bytes::BytesMut;
@@ -17,7 +20,9 @@ use crate::header::{
     BATCH_HEADER_LEN, CRC_OFFSET, LOG_OVERHEAD, MAGIC_V2, attributes, compute_crc,
 };
 use crate::record::encode_record;
-use crate::{BatchHeader, Compression, FormatError, TimestampType, compression};
+use crate::{
+    BatchHeader, Compression, FormatError, TimestampType, compression, is_valid_timestamp,
+};
 
 /// `producerId`, `producerEpoch` and `baseSequence` of a producer that is not idempotent.
 const NO_PRODUCER_ID: i64 = -1;
@@ -96,9 +101,10 @@ impl BatchBuilder {
     /// Appends a record. `None` is a null key, value or header value, which Kafka tells apart
     /// from an empty one.
     ///
-    /// A record that cannot be encoded (a field longer than `i32::MAX` bytes, or more than
-    /// `i32::MAX` records) is not added; [`BatchBuilder::build`] then reports the first such
-    /// failure.
+    /// A record that cannot be encoded (a timestamp outside
+    /// [`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE) or too far from the first record's, a field
+    /// longer than `i32::MAX` bytes, more than `i32::MAX` records) is not added;
+    /// [`BatchBuilder::build`] then reports the first such failure.
     pub fn push(
         &mut self,
         timestamp: i64,
@@ -110,12 +116,13 @@ impl BatchBuilder {
             return self;
         }
         let index = self.record_count;
-
-        // The first record fixes the base timestamp; later ones are stored relative to it.
-        if index == 0 {
-            self.base_timestamp = timestamp;
-        }
-        let timestamp_delta = timestamp.wrapping_sub(self.base_timestamp);
+        let timestamp_delta = match self.timestamp_delta(timestamp) {
+            Ok(delta) => delta,
+            Err(err) => {
+                self.error = Some(err);
+                return self;
+            }
+        };
 
         let encoded = match index.checked_add(1) {
             None => Err("the batch already holds i32::MAX records".to_owned()),
@@ -131,6 +138,10 @@ impl BatchBuilder {
         };
         match encoded {
             Ok(next) => {
+                // The first record fixes the base timestamp; later ones are stored relative to it.
+                if index == 0 {
+                    self.base_timestamp = timestamp;
+                }
                 self.record_count = next;
                 self.max_timestamp = self.max_timestamp.max(timestamp);
             }
@@ -142,6 +153,32 @@ impl BatchBuilder {
             }
         }
         self
+    }
+
+    /// Whether a record with `timestamp` can be pushed without failing the batch on its
+    /// timestamp: the timestamp follows [`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE) and lies
+    /// within a 64-bit delta of the first record's. A producer that gets `false` for an allowed
+    /// timestamp starts a new batch for the record.
+    pub fn accepts_timestamp(&self, timestamp: i64) -> bool {
+        self.timestamp_delta(timestamp).is_ok()
+    }
+
+    /// The `timestampDelta` of a record pushed now with `timestamp`.
+    fn timestamp_delta(&self, timestamp: i64) -> Result<i64, FormatError> {
+        let index = self.record_count as usize;
+        if !is_valid_timestamp(timestamp) {
+            return Err(FormatError::TimestampOutOfRange { index, timestamp });
+        }
+        if index == 0 {
+            return Ok(0);
+        }
+        timestamp
+            .checked_sub(self.base_timestamp)
+            .ok_or(FormatError::TimestampsTooFarApart {
+                index,
+                timestamp,
+                base_timestamp: self.base_timestamp,
+            })
     }
 
     /// Records pushed so far.
@@ -160,8 +197,10 @@ impl BatchBuilder {
     ///
     /// # Errors
     ///
-    /// [`FormatError::EmptyBatch`] if no record was pushed; the [`FormatError::BadRecord`] of
-    /// a record that could not be encoded; [`FormatError::Compression`] if the codec fails;
+    /// [`FormatError::EmptyBatch`] if no record was pushed; the
+    /// [`FormatError::TimestampOutOfRange`], [`FormatError::TimestampsTooFarApart`] or
+    /// [`FormatError::BadRecord`] of a record that could not be encoded;
+    /// [`FormatError::Compression`] if the codec fails;
     /// [`FormatError::BatchTooLarge`] if the batch would not fit `batchLength`'s `i32`.
     pub fn build(&self) -> Result<BytesMut, FormatError> {
         if let Some(err) = &self.error {
@@ -219,7 +258,10 @@ mod tests {
 
     use super::*;
     use crate::header::ATTRIBUTES_OFFSET;
-    use crate::{BatchLimits, Record, decode_batch, record_offsets_and_timestamps, validate_batch};
+    use crate::{
+        BatchLimits, Record, check_timestamps, decode_batch, record_offsets_and_timestamps,
+        validate_batch,
+    };
 
     const CODECS: [Compression; 5] = [
         Compression::None,
@@ -247,12 +289,27 @@ mod tests {
         ]
     }
 
+    /// Allowed timestamps only, both ends included.
     fn timestamp() -> impl Strategy<Value = i64> {
         prop_oneof![
             4 => 1_600_000_000_000i64..1_800_000_000_000,
-            1 => -1_000i64..1_000,
-            1 => any::<i64>(),
+            1 => 0i64..1_000,
+            1 => 0..=i64::MAX,
+            1 => Just(-1i64),
+            1 => Just(i64::MAX),
         ]
+    }
+
+    /// Records that fit one batch: where -1 and `i64::MAX` would meet, -1 becomes 0.
+    fn specs(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<Spec>> {
+        proptest::collection::vec(spec(), len).prop_map(|mut specs| {
+            if specs.iter().any(|s| s.0 == i64::MAX) {
+                for spec in specs.iter_mut().filter(|s| s.0 == -1) {
+                    spec.0 = 0;
+                }
+            }
+            specs
+        })
     }
 
     fn spec() -> impl Strategy<Value = Spec> {
@@ -369,12 +426,74 @@ mod tests {
         assert!(records.iter().all(|r| r.timestamp == 30));
     }
 
+    #[test]
+    fn timestamps_outside_the_rule_are_refused_naming_the_record() {
+        for bad in [-2, i64::MIN] {
+            let mut builder = BatchBuilder::new(Compression::None);
+            builder
+                .push(0, None, Some(b"ok"), &[])
+                .push(bad, None, None, &[]);
+            let err = builder.build().unwrap_err();
+            assert_eq!(
+                err,
+                FormatError::TimestampOutOfRange {
+                    index: 1,
+                    timestamp: bad
+                }
+            );
+            let message = err.to_string();
+            assert!(message.contains("record 1"), "{message}");
+            assert!(message.contains(&bad.to_string()), "{message}");
+            assert!(message.contains("0 to 9223372036854775807"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_refused_record_leaves_the_builder_as_it_was() {
+        let mut builder = BatchBuilder::new(Compression::None);
+        builder.push(-5, None, None, &[]);
+        assert_eq!(builder.record_count(), 0);
+        assert!(!builder.accepts_timestamp(-5));
+        assert!(builder.accepts_timestamp(-1));
+    }
+
+    #[test]
+    fn both_ends_of_the_range_build_but_not_into_one_batch() {
+        for (first, second) in [(-1, i64::MAX), (0, i64::MAX), (i64::MAX, -1), (-1, 0)] {
+            let mut builder = BatchBuilder::new(Compression::None);
+            builder.push(first, None, None, &[]);
+            let fits = second.checked_sub(first).is_some();
+            assert_eq!(builder.accepts_timestamp(second), fits, "{first} {second}");
+            builder.push(second, None, None, &[]);
+            match builder.build() {
+                Ok(batch) => {
+                    assert!(fits);
+                    let (header, records) = decode_batch(&batch.freeze()).unwrap();
+                    let timestamps: Vec<i64> = records.iter().map(|r| r.timestamp).collect();
+                    assert_eq!(timestamps, [first, second]);
+                    assert_eq!(header.max_timestamp, first.max(second));
+                }
+                Err(err) => {
+                    assert!(!fits);
+                    assert_eq!(
+                        err,
+                        FormatError::TimestampsTooFarApart {
+                            index: 1,
+                            timestamp: second,
+                            base_timestamp: first
+                        }
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         #[test]
         fn every_codec_round_trips_records(
-            specs in proptest::collection::vec(spec(), 1..20),
+            specs in specs(1..20),
             codec in proptest::sample::select(CODECS.to_vec()),
         ) {
             let batch = build(codec, &specs).build().unwrap().freeze();
@@ -389,11 +508,12 @@ mod tests {
 
             let pairs: Vec<(i64, i64)> = records.iter().map(|r| (r.offset, r.timestamp)).collect();
             prop_assert_eq!(record_offsets_and_timestamps(&batch).unwrap(), pairs);
+            prop_assert_eq!(check_timestamps(&batch, &header), Ok(()));
         }
 
         #[test]
         fn flipping_any_crc_covered_byte_fails_validation(
-            specs in proptest::collection::vec(spec(), 1..5),
+            specs in specs(1..5),
             codec in proptest::sample::select(CODECS.to_vec()),
             at in any::<proptest::sample::Index>(),
             flip in 1u8..=255,
@@ -417,7 +537,7 @@ mod tests {
         /// Damage behind a correct CRC, so the record decoder itself meets the bad bytes.
         #[test]
         fn decoding_resealed_damage_never_panics(
-            specs in proptest::collection::vec(spec(), 1..5),
+            specs in specs(1..5),
             codec in proptest::sample::select(CODECS.to_vec()),
             edits in proptest::collection::vec(
                 (any::<proptest::sample::Index>(), any::<u8>()),

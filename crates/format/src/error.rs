@@ -134,6 +134,58 @@ pub enum FormatError {
     /// A batch must hold at least one record to be built.
     #[error("cannot build a record batch with no records")]
     EmptyBatch,
+    /// A record's timestamp is outside the allowed range
+    /// ([`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE)).
+    #[error(
+        "record {index} has timestamp {timestamp}, which is out of range: a timestamp must be \
+         {rule}",
+        rule = crate::TIMESTAMP_RULE
+    )]
+    TimestampOutOfRange {
+        /// Index of the record within the batch.
+        index: usize,
+        /// The timestamp, in milliseconds since the Unix epoch.
+        timestamp: i64,
+    },
+    /// The batch's `maxTimestamp` is outside the allowed range.
+    #[error(
+        "record batch maxTimestamp {timestamp} is out of range: a timestamp must be {rule}",
+        rule = crate::TIMESTAMP_RULE
+    )]
+    MaxTimestampOutOfRange {
+        /// The `maxTimestamp` field.
+        timestamp: i64,
+    },
+    /// A record's `baseTimestamp + timestampDelta` does not fit an `i64`: only a reader that
+    /// wraps would read a timestamp, and not the one meant.
+    #[error(
+        "record {index}: baseTimestamp {base_timestamp} plus timestampDelta {timestamp_delta} \
+         overflows a 64-bit timestamp; a timestamp must be {rule}",
+        rule = crate::TIMESTAMP_RULE
+    )]
+    TimestampDeltaOverflow {
+        /// Index of the record within the batch.
+        index: usize,
+        /// The batch's `baseTimestamp`.
+        base_timestamp: i64,
+        /// The record's `timestampDelta`.
+        timestamp_delta: i64,
+    },
+    /// A record pushed to a builder lies further from the batch's base timestamp (its first
+    /// record's) than a 64-bit `timestampDelta` reaches.
+    #[error(
+        "record {index} has timestamp {timestamp}, more than 9223372036854775807 ms after the \
+         batch's first timestamp {base_timestamp}, which a 64-bit timestampDelta cannot hold; \
+         put it in another batch"
+    )]
+    TimestampsTooFarApart {
+        /// Index of the record within the batch.
+        index: usize,
+        /// Its timestamp.
+        timestamp: i64,
+        /// The batch's base timestamp.
+        base_timestamp: i64,
+    },
     /// A record inside the batch is malformed.
     #[error("record {index} of the batch is malformed: {reason}")]
     BadRecord {

@@ -11,6 +11,8 @@
 //! - `builder`: [`BatchBuilder`], which encodes records into a sealed batch.
 //! - `compression`: [`compress`] and [`decompress`] for the records section (gzip, xerial
 //!   Snappy, LZ4 frames, zstd), with a bound on decompressed size.
+//! - `timestamp`: which record timestamps a batch may carry ([`TIMESTAMP_RULE`]); the builder
+//!   and [`check_timestamps`] apply it.
 //! - `varint`: Kafka's zigzag varints and varlongs.
 //! - `partitioner`: Kafka's [`murmur2`] and [`partition_for_key`].
 //!
@@ -35,6 +37,7 @@ mod error;
 pub mod header;
 mod partitioner;
 mod record;
+mod timestamp;
 mod varint;
 
 pub use builder::BatchBuilder;
@@ -45,8 +48,10 @@ pub use header::{
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use record::{
-    Record, RecordHeader, check_records, decode_batch, record_offsets_and_timestamps,
+    Record, RecordHeader, check_records, check_timestamps, decode_batch,
+    record_offsets_and_timestamps,
 };
+pub use timestamp::{NO_TIMESTAMP, TIMESTAMP_RULE, is_valid_timestamp};
 pub use varint::{
     MAX_VARINT_LEN, MAX_VARLONG_LEN, decode_varint, decode_varlong, encode_varint, encode_varlong,
     varint_len, varlong_len,

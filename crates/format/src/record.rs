@@ -1,4 +1,5 @@
-//! The records inside a v2 batch: decoding a whole batch into [`Record`]s, and encoding one
+//! The records inside a v2 batch: decoding a whole batch into [`Record`]s, checking one for a
+//! writer ([`check_records`], and [`check_timestamps`] for the timestamp rule), and encoding one
 //! record for the [`BatchBuilder`](crate::BatchBuilder).
 //!
 //! Each record is laid out as (see `docs/format/record-batch.md`):
@@ -38,7 +39,10 @@ use crate::header::{BATCH_HEADER_LEN, LOG_OVERHEAD};
 use crate::varint::{
     decode_varint, decode_varlong, encode_varint, encode_varlong, varint_len, varlong_len,
 };
-use crate::{BatchHeader, BatchLimits, Compression, FormatError, TimestampType, validate_batch};
+use crate::{
+    BatchHeader, BatchLimits, Compression, FormatError, TimestampType, is_valid_timestamp,
+    validate_batch,
+};
 
 /// Fewest bytes one record can take: seven one-byte fields (length, attributes, the two
 /// deltas, null key, null value, zero headers).
@@ -94,7 +98,10 @@ pub struct RecordHeader {
 pub fn decode_batch(batch: &Bytes) -> Result<(BatchHeader, Vec<Record>), FormatError> {
     let (header, section) = open_batch(batch)?;
     let mut records = Vec::with_capacity(record_capacity(&header, &section));
-    walk_records(&header, &section, true, |record| records.push(record))?;
+    walk_records(&header, &section, true, |_, raw| {
+        records.push(resolve(&header, raw));
+        Ok(())
+    })?;
     Ok((header, records))
 }
 
@@ -110,8 +117,10 @@ pub fn decode_batch(batch: &Bytes) -> Result<(BatchHeader, Vec<Record>), FormatE
 pub fn record_offsets_and_timestamps(batch: &Bytes) -> Result<Vec<(i64, i64)>, FormatError> {
     let (header, section) = open_batch(batch)?;
     let mut out = Vec::with_capacity(record_capacity(&header, &section));
-    walk_records(&header, &section, false, |record| {
+    walk_records(&header, &section, false, |_, raw| {
+        let record = resolve(&header, raw);
         out.push((record.offset, record.timestamp));
+        Ok(())
     })?;
     Ok(out)
 }
@@ -172,13 +181,62 @@ fn check_counts(header: &BatchHeader) -> Result<Compression, FormatError> {
 ///
 /// As for [`decode_batch`], bar the CRC.
 pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
+    walk_borrowed(batch, header, |_, _| Ok(()))
+}
+
+/// Checks every timestamp of one whole batch against the timestamp rule
+/// ([`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE)), as a producer-facing writer must before it
+/// stores the batch: `maxTimestamp` is allowed, and in a CreateTime batch each record's
+/// `baseTimestamp + timestampDelta` neither overflows nor leaves the range. A LogAppendTime
+/// batch is read with `maxTimestamp` for every record, so its deltas are not looked at.
+///
+/// Makes the checks of [`check_records`] on the way (no CRC), decompressing a compressed
+/// batch within [`DEFAULT_MAX_DECOMPRESSED_BYTES`]. The decoders do not apply this rule, so
+/// batches stored before it still read back.
+///
+/// # Errors
+///
+/// [`FormatError::MaxTimestampOutOfRange`], [`FormatError::TimestampDeltaOverflow`] or
+/// [`FormatError::TimestampOutOfRange`] for the first timestamp that breaks the rule, naming
+/// the record; otherwise as for [`check_records`].
+pub fn check_timestamps(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
+    if !is_valid_timestamp(header.max_timestamp) {
+        return Err(FormatError::MaxTimestampOutOfRange {
+            timestamp: header.max_timestamp,
+        });
+    }
+    if header.timestamp_type() == TimestampType::LogAppendTime {
+        return walk_borrowed(batch, header, |_, _| Ok(()));
+    }
+    walk_borrowed(batch, header, |index, raw| {
+        let base_timestamp = header.base_timestamp;
+        let Some(timestamp) = base_timestamp.checked_add(raw.timestamp_delta) else {
+            return Err(FormatError::TimestampDeltaOverflow {
+                index,
+                base_timestamp,
+                timestamp_delta: raw.timestamp_delta,
+            });
+        };
+        if !is_valid_timestamp(timestamp) {
+            return Err(FormatError::TimestampOutOfRange { index, timestamp });
+        }
+        Ok(())
+    })
+}
+
+/// Walks the records of `batch` without copying an uncompressed one, handing each to `sink`.
+fn walk_borrowed(
+    batch: &[u8],
+    header: &BatchHeader,
+    sink: impl FnMut(usize, RawRecord) -> Result<(), FormatError>,
+) -> Result<(), FormatError> {
     let compression = check_counts(header)?;
     let section = batch.get(BATCH_HEADER_LEN..).unwrap_or_default();
     match compression {
-        Compression::None => walk_cursor(header, Cursor::borrowed(section), false, |_| {}),
+        Compression::None => walk_cursor(header, Cursor::borrowed(section), false, sink),
         codec => {
             let raw = decompress(codec, section, DEFAULT_MAX_DECOMPRESSED_BYTES)?;
-            walk_cursor(header, Cursor::borrowed(&raw), false, |_| {})
+            walk_cursor(header, Cursor::borrowed(&raw), false, sink)
         }
     }
 }
@@ -190,13 +248,14 @@ fn record_capacity(header: &BatchHeader, section: &[u8]) -> usize {
     declared.min(section.len() / MIN_RECORD_LEN)
 }
 
-/// Parses all `recordCount` records of `section`, handing each to `sink`. With `keep_payload`
-/// false, keys, values and headers are checked but left out of the records handed over.
+/// Parses all `recordCount` records of `section`, handing each to `sink` with its index; the
+/// first error `sink` returns ends the walk. With `keep_payload` false, keys, values and
+/// headers are checked but left out of the records handed over.
 fn walk_records(
     header: &BatchHeader,
     section: &Bytes,
     keep_payload: bool,
-    sink: impl FnMut(Record),
+    sink: impl FnMut(usize, RawRecord) -> Result<(), FormatError>,
 ) -> Result<(), FormatError> {
     walk_cursor(
         header,
@@ -210,7 +269,7 @@ fn walk_cursor(
     header: &BatchHeader,
     mut cursor: Cursor<'_>,
     keep_payload: bool,
-    mut sink: impl FnMut(Record),
+    mut sink: impl FnMut(usize, RawRecord) -> Result<(), FormatError>,
 ) -> Result<(), FormatError> {
     let declared = usize::try_from(header.record_count).unwrap_or(0);
 
@@ -223,7 +282,7 @@ fn walk_cursor(
         }
         let record = read_record(&mut cursor, index, keep_payload)
             .map_err(|reason| FormatError::BadRecord { index, reason })?;
-        sink(resolve(header, record));
+        sink(index, record)?;
     }
 
     if !cursor.is_empty() {
@@ -249,7 +308,8 @@ fn resolve(header: &BatchHeader, raw: RawRecord) -> Record {
     // `open_batch` checked that the last offset fits, and every delta is at most the last one.
     let offset = header.base_offset + i64::from(raw.offset_delta);
 
-    // Deltas wrap like Java's long arithmetic, so any i64 timestamp survives a round trip.
+    // Deltas wrap like Java's long arithmetic. Writers refuse batches whose sums overflow
+    // (`check_timestamps`), but batches stored before that rule still read back.
     let timestamp = match header.timestamp_type() {
         TimestampType::CreateTime => header.base_timestamp.wrapping_add(raw.timestamp_delta),
         TimestampType::LogAppendTime => header.max_timestamp,
@@ -554,6 +614,99 @@ mod tests {
             Err(FormatError::BadRecord { reason, .. }) => reason,
             other => panic!("expected BadRecord, got {other:?}"),
         }
+    }
+
+    /// A CreateTime batch (base timestamp 1 000) with `base_timestamp` and `max_timestamp`
+    /// rewritten and the CRC recomputed.
+    fn with_timestamps(section: &[u8], count: i32, base: i64, max: i64, attributes: i16) -> Bytes {
+        let batch = seal(count, count - 1, attributes, section);
+        let mut header = BatchHeader::read(&batch).unwrap();
+        header.base_timestamp = base;
+        header.max_timestamp = max;
+        let mut out = BytesMut::from(&batch[..]);
+        header.write(&mut out);
+        let crc = compute_crc(&out);
+        out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        out.freeze()
+    }
+
+    fn timestamp_check(batch: &Bytes) -> Result<(), FormatError> {
+        check_timestamps(batch, &BatchHeader::read(batch).unwrap())
+    }
+
+    #[test]
+    fn timestamps_in_range_pass_the_timestamp_check() {
+        let section = encoded(&[
+            (0, 0, None, None),
+            (1, -1_000, None, None),
+            (2, 5, None, None),
+        ]);
+        assert_eq!(timestamp_check(&seal(3, 2, 0, &section)), Ok(()));
+        let section = encoded(&[(0, 0, None, None), (1, i64::MAX, None, None)]);
+        assert_eq!(
+            timestamp_check(&with_timestamps(&section, 2, 0, i64::MAX, 0)),
+            Ok(())
+        );
+        let section = encoded(&[(0, 0, None, None)]);
+        assert_eq!(
+            timestamp_check(&with_timestamps(&section, 1, -1, -1, 0)),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_record_timestamp_below_minus_one_is_refused_naming_the_record() {
+        // Base 1 000: the second record is at -1 (allowed), the third at -2.
+        let section = encoded(&[
+            (0, 0, None, None),
+            (1, -1_001, None, None),
+            (2, -1_002, None, None),
+        ]);
+        let err = timestamp_check(&seal(3, 2, 0, &section)).unwrap_err();
+        assert_eq!(
+            err,
+            FormatError::TimestampOutOfRange {
+                index: 2,
+                timestamp: -2
+            }
+        );
+        // The decoders still read such a batch, as they must for batches stored earlier.
+        assert!(decode_batch(&seal(3, 2, 0, &section)).is_ok());
+    }
+
+    #[test]
+    fn a_delta_that_overflows_is_refused_not_wrapped() {
+        // -1 + i64::MIN would wrap to i64::MAX for a reader with Java's arithmetic.
+        let section = encoded(&[(0, 0, None, None), (1, i64::MIN, None, None)]);
+        let batch = with_timestamps(&section, 2, -1, i64::MAX, 0);
+        let err = timestamp_check(&batch).unwrap_err();
+        assert_eq!(
+            err,
+            FormatError::TimestampDeltaOverflow {
+                index: 1,
+                base_timestamp: -1,
+                timestamp_delta: i64::MIN
+            }
+        );
+        assert!(err.to_string().contains("record 1"), "{err}");
+    }
+
+    #[test]
+    fn max_timestamp_out_of_range_is_refused_even_for_log_append_time() {
+        let section = encoded(&[(0, 0, None, None)]);
+        for attributes in [0, 0x08] {
+            let batch = with_timestamps(&section, 1, 0, i64::MIN, attributes);
+            assert_eq!(
+                timestamp_check(&batch),
+                Err(FormatError::MaxTimestampOutOfRange {
+                    timestamp: i64::MIN
+                })
+            );
+        }
+        // In LogAppendTime batches records read as maxTimestamp; their deltas are not checked.
+        let section = encoded(&[(0, 0, None, None), (1, i64::MIN, None, None)]);
+        let batch = with_timestamps(&section, 2, -1, 5, 0x08);
+        assert_eq!(timestamp_check(&batch), Ok(()));
     }
 
     #[test]

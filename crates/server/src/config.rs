@@ -4,6 +4,25 @@
 
 use std::time::Duration;
 
+/// Smallest `max_request_bytes` and `max_response_bytes`: room for a small batch and the
+/// message around it.
+pub const MIN_MESSAGE_LIMIT: usize = 1 << 10;
+/// Largest `max_request_bytes` and `max_response_bytes`: a gRPC message's length prefix is a
+/// 32-bit number.
+pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
+
+/// A [`ServerConfig`] setting outside its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} = {value} is out of range: it {rule}")]
+pub struct InvalidServerConfig {
+    /// The setting.
+    pub setting: &'static str,
+    /// The value given.
+    pub value: usize,
+    /// What is allowed.
+    pub rule: String,
+}
+
 /// Limits of the gRPC layer. Build with [`ServerConfig::default`] and the `with_*` methods.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -56,9 +75,101 @@ impl ServerConfig {
         self
     }
 
+    /// Checks each message limit against its range (1 KiB to 4 GiB - 1), and that a response
+    /// may be as large as a request, so that a batch the server accepted can be fetched back.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidServerConfig`] naming the first setting that breaks a rule, and the rule.
+    pub fn validate(&self) -> Result<(), InvalidServerConfig> {
+        for (setting, value) in [
+            ("max_request_bytes", self.max_request_bytes),
+            ("max_response_bytes", self.max_response_bytes),
+        ] {
+            if !(MIN_MESSAGE_LIMIT..=MAX_MESSAGE_LIMIT).contains(&value) {
+                return Err(InvalidServerConfig {
+                    setting,
+                    value,
+                    rule: format!(
+                        "must be {MIN_MESSAGE_LIMIT} to {MAX_MESSAGE_LIMIT} bytes (1 KiB to the \
+                         largest gRPC message)"
+                    ),
+                });
+            }
+        }
+        if self.max_response_bytes < self.max_request_bytes {
+            return Err(InvalidServerConfig {
+                setting: "max_response_bytes",
+                value: self.max_response_bytes,
+                rule: format!(
+                    "must be at least max_request_bytes ({}), or a batch accepted in one \
+                     request could never be fetched back",
+                    self.max_request_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Sets [`ServerConfig::stream_buffer`] (at least 1).
     pub fn with_stream_buffer(mut self, responses: usize) -> Self {
         self.stream_buffer = responses.max(1);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        ServerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn message_limits_outside_their_range_are_refused_naming_the_rule() {
+        for (config, setting, value) in [
+            (
+                ServerConfig::default().with_max_request_bytes(0),
+                "max_request_bytes",
+                "0",
+            ),
+            (
+                ServerConfig::default().with_max_response_bytes(10),
+                "max_response_bytes",
+                "10",
+            ),
+            (
+                ServerConfig::default()
+                    .with_max_request_bytes(1 << 20)
+                    .with_max_response_bytes(1 << 40),
+                "max_response_bytes",
+                "1099511627776",
+            ),
+        ] {
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{setting} = {value} ")), "{err}");
+            assert!(err.contains("1024 to 4294967295 bytes"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_response_limit_below_the_request_limit_is_refused() {
+        let err = ServerConfig::default()
+            .with_max_request_bytes(512 << 20)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_response_bytes = 268435456"), "{err}");
+        assert!(
+            err.contains("at least max_request_bytes (536870912)"),
+            "{err}"
+        );
+        ServerConfig::default()
+            .with_max_request_bytes(1 << 10)
+            .with_max_response_bytes(1 << 10)
+            .validate()
+            .unwrap();
     }
 }

@@ -156,9 +156,14 @@ pub(crate) fn topic_config(config: Option<v1::TopicConfig>) -> Result<TopicConfi
     if let Some(bytes) = config.segment_bytes {
         out = out.with_segment_bytes(bytes);
     }
-    if let Some(bytes) = config.max_record_bytes {
-        out = out.with_max_record_bytes(bytes);
-    }
+    // An unset record limit follows a lowered batch limit down, since a record must fit a
+    // batch; an explicit pair that contradicts itself is left for the broker to refuse.
+    let max_record = match (config.max_record_bytes, config.max_batch_bytes) {
+        (Some(bytes), _) => bytes,
+        (None, Some(batch)) => out.max_record_bytes.min(batch),
+        (None, None) => out.max_record_bytes,
+    };
+    out = out.with_max_record_bytes(max_record);
     let max_batch = match config.max_batch_bytes {
         Some(bytes) => bytes,
         None => out
@@ -168,9 +173,28 @@ pub(crate) fn topic_config(config: Option<v1::TopicConfig>) -> Result<TopicConfi
     out = out.with_max_batch_bytes(max_batch);
 
     let interval = Duration::from_millis(config.sync_interval_ms.unwrap_or(1000));
+    let no_interval = |policy: &str| {
+        if config.sync_interval_ms.is_some() {
+            return Err(ApiError::invalid(
+                "config.sync_interval_ms",
+                format!(
+                    "is set, but {policy} has no sync interval; set sync_interval_ms only with \
+                     DURABILITY_POLICY_SYNC_INTERVAL (or no policy, which then means it), or \
+                     leave it unset"
+                ),
+            ));
+        }
+        Ok(())
+    };
     let policy = match v1::DurabilityPolicy::try_from(config.durability_policy) {
-        Ok(v1::DurabilityPolicy::AlwaysDurable) => DurabilityPolicy::AlwaysDurable,
-        Ok(v1::DurabilityPolicy::OsDecides) => DurabilityPolicy::OsDecides,
+        Ok(v1::DurabilityPolicy::AlwaysDurable) => {
+            no_interval("DURABILITY_POLICY_ALWAYS_DURABLE")?;
+            DurabilityPolicy::AlwaysDurable
+        }
+        Ok(v1::DurabilityPolicy::OsDecides) => {
+            no_interval("DURABILITY_POLICY_OS_DECIDES")?;
+            DurabilityPolicy::OsDecides
+        }
         Ok(v1::DurabilityPolicy::SyncInterval) => DurabilityPolicy::SyncInterval(interval),
         Ok(v1::DurabilityPolicy::Unspecified) => match config.sync_interval_ms {
             Some(_) => DurabilityPolicy::SyncInterval(interval),
@@ -315,6 +339,20 @@ mod tests {
     }
 
     #[test]
+    fn lowering_only_the_batch_limit_lowers_the_record_limit_with_it() {
+        let config = topic_config(Some(v1::TopicConfig {
+            max_batch_bytes: Some(64 << 10),
+            ..Default::default()
+        }))
+        .unwrap();
+        assert_eq!(
+            (config.max_record_bytes, config.max_batch_bytes),
+            (64 << 10, 64 << 10)
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
     fn described_config_reads_back_as_the_same_config() {
         let created = topic_config(Some(v1::TopicConfig {
             retention_ms: Some(60_000),
@@ -325,6 +363,40 @@ mod tests {
         .unwrap();
         let again = topic_config(Some(topic_config_out(&created))).unwrap();
         assert_eq!(created, again);
+    }
+
+    #[test]
+    fn a_sync_interval_with_a_policy_that_has_none_is_refused() {
+        for policy in [
+            v1::DurabilityPolicy::AlwaysDurable,
+            v1::DurabilityPolicy::OsDecides,
+        ] {
+            let err = topic_config(Some(v1::TopicConfig {
+                durability_policy: policy as i32,
+                sync_interval_ms: Some(500),
+                ..Default::default()
+            }))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("config.sync_interval_ms"), "{err}");
+            assert!(err.contains(policy.as_str_name()), "{err}");
+            assert!(err.contains("DURABILITY_POLICY_SYNC_INTERVAL"), "{err}");
+        }
+        for policy in [
+            v1::DurabilityPolicy::SyncInterval,
+            v1::DurabilityPolicy::Unspecified,
+        ] {
+            let config = topic_config(Some(v1::TopicConfig {
+                durability_policy: policy as i32,
+                sync_interval_ms: Some(500),
+                ..Default::default()
+            }))
+            .unwrap();
+            assert_eq!(
+                config.durability,
+                DurabilityPolicy::SyncInterval(Duration::from_millis(500))
+            );
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{debug_span, error, info, warn};
 
-pub use config::ServerConfig;
+pub use config::{InvalidServerConfig, MAX_MESSAGE_LIMIT, MIN_MESSAGE_LIMIT, ServerConfig};
 
 use crate::request_limit::RequestLimit;
 use crate::service::{AdminService, LogService, State};
@@ -64,6 +64,9 @@ use crate::service::{AdminService, LogService, State};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
+    /// A limit in the [`ServerConfig`] is out of range.
+    #[error("invalid server settings: {0}")]
+    Config(#[from] InvalidServerConfig),
     /// The listener's address could not be read.
     #[error("cannot read the listener's address: {0}")]
     Listener(#[source] std::io::Error),
@@ -96,7 +99,8 @@ pub async fn serve(
 ///
 /// # Errors
 ///
-/// [`ServeError`] if the server cannot start or its transport fails.
+/// [`ServeError`] if `config` is out of range ([`ServerConfig::validate`]), or the server
+/// cannot start, or its transport fails.
 pub async fn serve_with(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -119,6 +123,7 @@ async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    config.validate()?;
     let local_addr = listener.local_addr().map_err(ServeError::Listener)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(State::new(Arc::clone(&broker), config.clone(), stop_rx));

@@ -73,6 +73,8 @@ struct Watched {
 struct FileRecord {
     synced_len: u64,
     name_durable: bool,
+    /// When the sync that set `synced_len` returned; `None` before any sync.
+    synced_at: Option<Instant>,
 }
 
 /// One sync seen under a watched directory.
@@ -257,6 +259,7 @@ impl DurabilityWatch {
                     FileRecord {
                         synced_len: len,
                         name_durable: true,
+                        synced_at: None,
                     },
                 );
             })?;
@@ -486,8 +489,20 @@ pub(crate) fn file_synced(path: &Path, len: u64, started: Instant) {
         .or_insert(FileRecord {
             synced_len: 0,
             name_durable: false,
+            synced_at: None,
         });
-    record.synced_len = len;
+    // A sync makes durable everything written before it started. Two syncs of one file can
+    // overlap (a flush of an earlier length still running when a roll syncs a longer one):
+    // the one returning last then knows no less than the other, so the length only grows. A
+    // sync that started after the last one returned sees the file as it is, truncations too.
+    let returned = started + duration;
+    let overlapped = record.synced_at.is_some_and(|at| started < at);
+    record.synced_len = if overlapped {
+        record.synced_len.max(len)
+    } else {
+        len
+    };
+    record.synced_at = Some(record.synced_at.map_or(returned, |at| at.max(returned)));
     if let Some(parent) = path.parent() {
         watched.owned_dirs.insert(parent.to_path_buf());
     }
@@ -537,6 +552,7 @@ pub(crate) fn dir_synced(dir: &Path, listing: Option<Vec<PathBuf>>, started: Ins
             .or_insert(FileRecord {
                 synced_len: 0,
                 name_durable: false,
+                synced_at: None,
             })
             .name_durable = true;
     }
@@ -565,6 +581,7 @@ pub(crate) fn renamed(from: &Path, to: &Path) {
         FileRecord {
             synced_len: moved.map_or(0, |r| r.synced_len),
             name_durable: false,
+            synced_at: moved.and_then(|r| r.synced_at),
         },
     );
 }
@@ -636,6 +653,29 @@ mod tests {
         let syncs = watch.syncs();
         assert_eq!(syncs.len(), 2);
         assert_eq!(syncs[1].synced_len, Some(6));
+    }
+
+    #[test]
+    fn an_overlapping_shorter_sync_does_not_undo_a_longer_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let watch = DurabilityWatch::start(dir.path()).unwrap();
+        let path = dir.path().join("a.log");
+        let file = write(&path, b"0123456789abcdefghij");
+        fsync::sync_dir(dir.path()).unwrap();
+
+        // A flush of the first 10 bytes starts, a sync of all 20 starts and returns, then the
+        // flush returns: both made their bytes durable, so 20 stay.
+        let flush_started = Instant::now();
+        fsync::sync_data(&file, &path, 20).unwrap();
+        file_synced(&path, 10, flush_started);
+        let (dest, _) = image(&watch, ImageOptions::default());
+        assert_eq!(fs::read(dest.path().join("a.log")).unwrap().len(), 20);
+
+        // A sync that starts after the others returned sees the file as it is: cut to 5.
+        file.set_len(5).unwrap();
+        fsync::sync_all(&file, &path, 5).unwrap();
+        let (dest, _) = image(&watch, ImageOptions::default());
+        assert_eq!(fs::read(dest.path().join("a.log")).unwrap(), b"01234");
     }
 
     #[test]

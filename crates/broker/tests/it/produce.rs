@@ -172,7 +172,13 @@ async fn batches_over_the_topic_limit_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let broker = open(dir.path()).await;
     broker
-        .create_topic("t", 1, TopicConfig::default().with_max_batch_bytes(1024))
+        .create_topic(
+            "t",
+            1,
+            TopicConfig::default()
+                .with_max_record_bytes(1024)
+                .with_max_batch_bytes(1024),
+        )
         .await
         .unwrap();
     let records = (0..100)

@@ -268,6 +268,28 @@ fn subscribe(partition: u32, start: Option<v1::subscribe_request::Start>) -> Cal
     })
 }
 
+/// A valid batch of three records whose `baseTimestamp` and `maxTimestamp` are rewritten to
+/// `timestamp`, with the CRC recomputed: well-formed, but every record carries `timestamp`.
+fn batch_at(timestamp: i64) -> Vec<u8> {
+    use rivulet_format::header::{
+        BASE_TIMESTAMP_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET, compute_crc,
+    };
+    let mut bytes = batch(3);
+    for field in [BASE_TIMESTAMP_OFFSET, MAX_TIMESTAMP_OFFSET] {
+        bytes[field..field + 8].copy_from_slice(&timestamp.to_be_bytes());
+    }
+    let crc = compute_crc(&bytes);
+    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+fn at(timestamp: i64) -> v1::ProduceRecord {
+    v1::ProduceRecord {
+        timestamp_ms: Some(timestamp),
+        ..value(b"v")
+    }
+}
+
 /// Protobuf bytes of a produce request to topic `good` whose payload field is cut short.
 fn truncated_produce() -> Vec<u8> {
     // field 1 (topic), length 4, "good"; field 4 (records), length 100, but only 2 bytes follow.
@@ -359,7 +381,7 @@ fn cases() -> Vec<Case> {
             name: "existing topic",
             call: create(TOPIC, 1),
             code: Code::AlreadyExists,
-            says: &["collides with existing topic \"good\""],
+            says: &["topic \"good\" already exists"],
         },
         Case {
             name: "colliding topic name",
@@ -436,6 +458,42 @@ fn cases() -> Vec<Case> {
             says: &["config.sync_interval_ms", "more than 0"],
         },
         Case {
+            name: "sync_interval_ms with ALWAYS_DURABLE",
+            call: create_with(v1::TopicConfig {
+                durability_policy: v1::DurabilityPolicy::AlwaysDurable as i32,
+                sync_interval_ms: Some(500),
+                ..Default::default()
+            }),
+            code: Code::InvalidArgument,
+            says: &[
+                "config.sync_interval_ms",
+                "DURABILITY_POLICY_ALWAYS_DURABLE has no sync interval",
+            ],
+        },
+        Case {
+            name: "sync_interval_ms with OS_DECIDES",
+            call: create_with(v1::TopicConfig {
+                durability_policy: v1::DurabilityPolicy::OsDecides as i32,
+                sync_interval_ms: Some(500),
+                ..Default::default()
+            }),
+            code: Code::InvalidArgument,
+            says: &["DURABILITY_POLICY_OS_DECIDES has no sync interval"],
+        },
+        Case {
+            name: "max_record_bytes above max_batch_bytes",
+            call: create_with(v1::TopicConfig {
+                max_record_bytes: Some(2 << 20),
+                max_batch_bytes: Some(1 << 20),
+                ..Default::default()
+            }),
+            code: Code::InvalidArgument,
+            says: &[
+                "max_record_bytes = 2097152 with max_batch_bytes = 1048576",
+                "must not be larger than max_batch_bytes",
+            ],
+        },
+        Case {
             name: "unknown durability policy",
             call: create_with(v1::TopicConfig {
                 durability_policy: 99,
@@ -508,6 +566,35 @@ fn cases() -> Vec<Case> {
             }),
             code: Code::InvalidArgument,
             says: &["payload", "set either records or batches"],
+        },
+        Case {
+            name: "record timestamp -2",
+            call: Call::Produce(records(TOPIC, Some(0), vec![at(0), at(-2)])),
+            code: Code::InvalidArgument,
+            says: &[
+                "record 1",
+                "timestamp -2",
+                "-1 (no timestamp) or 0 to 9223372036854775807",
+                "nothing was stored",
+            ],
+        },
+        Case {
+            name: "record timestamp i64::MIN",
+            call: Call::Produce(records(TOPIC, None, vec![at(i64::MIN)])),
+            code: Code::InvalidArgument,
+            says: &["timestamp -9223372036854775808", "out of range"],
+        },
+        Case {
+            name: "records at -1 and i64::MAX for one partition",
+            call: Call::Produce(records(TOPIC, Some(1), vec![at(-1), at(i64::MAX)])),
+            code: Code::InvalidArgument,
+            says: &["record 1", "cannot hold both", "another request"],
+        },
+        Case {
+            name: "raw batch with timestamps before -1",
+            call: Call::Produce(raw(Some(0), vec![batch_at(-5)])),
+            code: Code::InvalidArgument,
+            says: &["timestamp", "-5", "-1 (no timestamp) or 0 to"],
         },
         Case {
             name: "record over max_record_bytes",
@@ -771,6 +858,18 @@ fn cases() -> Vec<Case> {
             says: &["group name must be 1 to 255 bytes"],
         },
         Case {
+            name: "commit with a newline in the group",
+            call: commit("a\nb", TOPIC, 0, 1, None),
+            code: Code::InvalidArgument,
+            says: &["\"a\\nb\"", "no control characters"],
+        },
+        Case {
+            name: "commit with a NUL in the group",
+            call: commit("a\0b", TOPIC, 0, 1, None),
+            code: Code::InvalidArgument,
+            says: &["no control characters"],
+        },
+        Case {
             name: "commit with 5000-byte metadata",
             call: commit("g", TOPIC, 0, 1, Some("m".repeat(5000))),
             code: Code::InvalidArgument,
@@ -803,6 +902,24 @@ fn cases() -> Vec<Case> {
             call: Call::FetchOffsets(String::new()),
             code: Code::InvalidArgument,
             says: &["group name must be 1 to 255 bytes"],
+        },
+        Case {
+            name: "fetch offsets with a tab in the group",
+            call: Call::FetchOffsets("a\tb".into()),
+            code: Code::InvalidArgument,
+            says: &["no control characters"],
+        },
+        Case {
+            name: "subscribe from an empty group's offset",
+            call: subscribe(0, Some(Start::Group(String::new()))),
+            code: Code::InvalidArgument,
+            says: &["group name must be 1 to 255 bytes"],
+        },
+        Case {
+            name: "describe group with an escape character",
+            call: Call::DescribeGroup("\u{1b}[31m".into()),
+            code: Code::InvalidArgument,
+            says: &["no control characters"],
         },
         // Malformed protobuf.
         Case {

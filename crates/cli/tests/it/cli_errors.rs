@@ -158,6 +158,55 @@ fn each_error_is_one_line_with_its_exit_code() {
     )
     .failed(OTHER);
     assert!(line.contains("line 2 of the input: invalid JSON"), "{line}");
+    // Timestamps that are no whole, allowed number of milliseconds are refused, not rounded,
+    // clamped or stored.
+    for (ts, says) in [
+        ("1.5", "timestamp 1.5 is not a whole number of milliseconds"),
+        (
+            "1e20",
+            "timestamp 1e+20 is not a whole number of milliseconds",
+        ),
+        ("-5", "timestamp -5 is out of range"),
+        (
+            "\"1969-12-31T23:59:59Z\"",
+            "timestamp -1000 is out of range",
+        ),
+    ] {
+        let input = format!("{{\"ts\":{ts}}}\n");
+        let line = rivulet(
+            addr,
+            &[
+                "produce",
+                "known",
+                "--format",
+                "jsonl",
+                "--timestamp-field",
+                "ts",
+            ],
+            input.as_bytes(),
+        )
+        .failed(OTHER);
+        assert!(line.contains("line 1 of the input"), "{line}");
+        assert!(line.contains(says), "{ts}: {line}");
+    }
+    let csv = b"id,ts\n1,-7\n";
+    let line = rivulet(
+        addr,
+        &[
+            "produce",
+            "known",
+            "--format",
+            "csv",
+            "--timestamp-field",
+            "ts",
+        ],
+        csv,
+    )
+    .failed(OTHER);
+    assert!(
+        line.contains("CSV line 2: timestamp: timestamp -7 is out of range"),
+        "{line}"
+    );
     let missing = dir.path().join("missing.jsonl");
     let line = rivulet(
         addr,

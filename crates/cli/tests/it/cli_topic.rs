@@ -40,6 +40,17 @@ fn topic_commands_round_trip_every_setting() {
     assert_eq!(created, "created topic orders with 3 partitions\n");
     rivulet(addr, &["topic", "create", "audit"], b"").ok();
     rivulet(addr, &["topic", "create", "audit", "--if-not-exists"], b"").ok();
+    // Another spelling of an existing name is a different topic that cannot be created.
+    let collision = rivulet(addr, &["topic", "create", "AUDIT", "--if-not-exists"], b"").failed(1);
+    assert!(
+        collision.contains("collides with existing topic \"audit\""),
+        "{collision}"
+    );
+    let duplicate = rivulet(addr, &["topic", "create", "audit"], b"").failed(1);
+    assert!(
+        duplicate.contains("topic \"audit\" already exists") && !duplicate.contains("case"),
+        "{duplicate}"
+    );
 
     let table = rivulet(addr, &["topic", "list"], b"").ok();
     assert_eq!(

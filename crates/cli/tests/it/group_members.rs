@@ -2,7 +2,8 @@
 //! partitions 2/2/2, a fourth joins and takes only its share, one is killed with SIGKILL and
 //! its partitions move within the session timeout; with a producer running throughout, the
 //! union of what the members printed holds every acknowledged record, and duplicates come only
-//! from the killed member's uncommitted tail.
+//! from the killed member's uncommitted tail. A member stopped with SIGTERM commits what it
+//! printed and leaves the group at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -29,6 +30,15 @@ struct Member {
 
 impl Member {
     fn start(server: &Server, dir: &Path, name: &str) -> Member {
+        Member::start_committing_every(server, dir, name, "200ms")
+    }
+
+    fn start_committing_every(
+        server: &Server,
+        dir: &Path,
+        name: &str,
+        commit_interval: &str,
+    ) -> Member {
         let output = dir.join(format!("{name}.jsonl"));
         let child = Command::new(env!("CARGO_BIN_EXE_rivulet"))
             .args([
@@ -41,7 +51,7 @@ impl Member {
                 "--output",
                 "json",
                 "--commit-interval",
-                "200ms",
+                commit_interval,
             ])
             .env("RIVULET_SERVER", server.addr.to_string())
             .env("HOSTNAME", name)
@@ -263,5 +273,85 @@ async fn consumer_processes_share_rebalance_and_survive_a_sigkill() {
          interval 200 ms)",
         acked.len(),
         printed.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_with_sigterm_commits_what_it_printed_and_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), dir.path().join("server.log"));
+    let (mut log, mut admin) = server.clients().await;
+    admin
+        .create_topic(v1::CreateTopicRequest {
+            name: "jobs".into(),
+            partitions: 2,
+            config: None,
+        })
+        .await
+        .unwrap();
+    let records = (0..40)
+        .map(|i| v1::ProduceRecord {
+            key: Some(Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(format!("job-{i}"))),
+            ..Default::default()
+        })
+        .collect();
+    log.produce(v1::ProduceRequest {
+        topic: "jobs".into(),
+        payload: Some(v1::produce_request::Payload::Records(v1::ProduceRecords {
+            records,
+        })),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+
+    // The commit interval is far longer than the test: only the stop can commit.
+    let mut member = Member::start_committing_every(&server, dir.path(), "m0", "1h");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while member.printed().len() < 40 {
+        assert!(Instant::now() < deadline, "printed {:?}", member.printed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &member.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = member.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "consume did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = std::fs::read_to_string(dir.path().join("m0.err")).unwrap();
+    assert_eq!(exit.code(), Some(0), "{stderr}");
+
+    // Committed offsets are one past the last record printed of each partition.
+    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+    for (partition, offset) in member.printed() {
+        let end = next.entry(partition).or_default();
+        *end = (*end).max(offset + 1);
+    }
+    let group = admin
+        .describe_group(v1::DescribeGroupRequest {
+            group: "workers".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let committed: BTreeMap<u32, u64> = group
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.committed_offset))
+        .collect();
+    assert_eq!(committed, next);
+    assert_eq!(committed.values().sum::<u64>(), 40);
+    assert!(
+        group.members.is_empty(),
+        "still a member: {:?}",
+        group.members
     );
 }

@@ -243,6 +243,50 @@ async fn an_unknown_topic_or_partition_fails_at_send() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_follow_the_rule_at_both_ends() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    create_topic(&client, "times", 1).await;
+    let producer = client.producer().linger(Duration::from_millis(50)).build();
+
+    for bad in [-2, i64::MIN] {
+        let err = producer
+            .send(ProducerRecord::new("times").value("x").timestamp_ms(bad))
+            .await
+            .unwrap_err();
+        let ClientError::InvalidArgument { message, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(message.contains(&format!("timestamp {bad}")), "{message}");
+        assert!(message.contains("-1 (no timestamp) or 0 to"), "{message}");
+    }
+
+    // -1 and i64::MAX cannot share a batch; the producer splits them rather than failing.
+    let sent = [-1, i64::MAX, 0, -1];
+    let mut deliveries = Vec::new();
+    for timestamp in sent {
+        let record = ProducerRecord::new("times")
+            .value("x")
+            .timestamp_ms(timestamp);
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    for delivery in deliveries {
+        delivery.await.unwrap();
+    }
+    let mut consumer = client
+        .consumer()
+        .offset_reset(OffsetReset::Earliest)
+        .build();
+    consumer.assign([TopicPartition::new("times", 0)]);
+    let records = poll_until(&mut consumer, sent.len(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let read: Vec<i64> = records.iter().map(|r| r.timestamp_ms()).collect();
+    assert_eq!(read, sent);
+}
+
 /// Sends `count` keyed records, one key in `keys`, each value `key:seq`.
 async fn send_load(
     producer: Producer,

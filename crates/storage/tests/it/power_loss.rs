@@ -343,7 +343,7 @@ pub(crate) fn reopen(
 
 /// Index treatment and unsynced tail for image `k`: every combination comes up.
 fn options_for(k: usize, rng: &mut Rng) -> ImageOptions {
-    let indexes = if k % 2 == 0 {
+    let indexes = if k.is_multiple_of(2) {
         IndexImage::Missing
     } else {
         IndexImage::AsWritten
