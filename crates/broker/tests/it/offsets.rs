@@ -7,7 +7,7 @@ use rivulet_broker::{
     TopicConfig,
 };
 
-use crate::{open, produce_n, produce_one};
+use crate::{open, open_with, produce_n, produce_one};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bc10_the_offset_after_the_last_record_read_is_committed_and_resumed_from() {
@@ -250,7 +250,7 @@ async fn the_offsets_log_is_compacted_and_loses_nothing() {
     assert!(before.iter().all(|c| c[3].offset == 99));
     drop(broker); // unclean stop
 
-    let broker = Broker::open(config).await.unwrap();
+    let broker = open_with(config).await;
     let after: Vec<_> = (0..3)
         .map(|g| {
             broker
