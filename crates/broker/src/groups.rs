@@ -83,7 +83,8 @@ impl Broker {
     /// # Errors
     ///
     /// [`BrokerError::InvalidArgument`] for a group name that breaks the naming rule (1 to
-    /// [`MAX_GROUP_NAME_BYTES`] bytes, no control characters) or an over-long metadata string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
+    /// [`MAX_GROUP_NAME_BYTES`] bytes, no control characters) or an over-long metadata
+    /// string; [`BrokerError::UnknownTopic`], [`BrokerError::UnknownPartition`];
     /// [`BrokerError::InvalidCommitOffset`] for a negative offset or one past the log end;
     /// [`BrokerError::Membership`] when membership refuses the committer. Nothing is stored
     /// unless every entry is valid.

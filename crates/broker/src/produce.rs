@@ -5,7 +5,7 @@
 //! 1. admission (the in-flight byte bound) — refused with `Busy`, never queued;
 //! 2. topic and partition lookup, the empty-request check, per-record size checks against the
 //!    topic's `max_record_bytes`, the timestamp rule (`rivulet_format::TIMESTAMP_RULE`), and
-//!    (for raw batches) batch validation;
+//!    (for raw batches) batch validation, all in one walk over a raw batch's records;
 //! 3. one batch per target partition, checked against `max_batch_bytes`;
 //! 4. the append on the blocking pool, then, for durable requests, `flush_to` the batch's end,
 //!    which shares one fsync among concurrent durable appends to the partition.
@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use rivulet_format::{
-    BatchBuilder, BatchLimits, Compression, TIMESTAMP_RULE, check_timestamps, decode_batch,
+    BatchBuilder, BatchLimits, Compression, FormatError, TIMESTAMP_RULE, check_produced_batch,
     is_valid_timestamp, validate_batch,
 };
 use tracing::{debug, instrument};
@@ -361,27 +361,14 @@ fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
         });
     }
 
-    check_timestamps(batch, &header).map_err(invalid)?;
-
-    // An uncompressed batch no larger than the record limit cannot hold a record over it.
-    let uncompressed = header.compression() == Some(Compression::None);
-    if uncompressed && batch.len() <= config.max_record_bytes as usize {
-        return Ok(());
+    // One walk over the records, without copying the batch: timestamps and record sizes.
+    match check_produced_batch(batch, &header, config.max_record_bytes as usize) {
+        Ok(()) => Ok(()),
+        Err(FormatError::RecordTooLarge { index, size, .. }) => {
+            check_record_size(topic, index, size)
+        }
+        Err(reason) => Err(invalid(reason)),
     }
-
-    let (_, records) = decode_batch(&Bytes::copy_from_slice(batch)).map_err(invalid)?;
-    for (index, record) in records.iter().enumerate() {
-        let size = record_size(
-            record.key.as_deref(),
-            record.value.as_deref(),
-            record
-                .headers
-                .iter()
-                .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len)),
-        );
-        check_record_size(topic, index, size)?;
-    }
-    Ok(())
 }
 
 /// Checks sizes, picks partitions and encodes one batch per partition.

@@ -92,19 +92,21 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         .config
         .iter()
         .fold(NewTopic::new(&args.topic, args.partitions), apply);
-    match admin.create_topic(topic).await {
+    let created = admin.create_topic(topic).await;
+    // Only the very name counts as existing: a topic that merely collides with it (other case,
+    // '.' for '_') is a different topic, and creating this one failed.
+    let exists = match &created {
+        Err(ClientError::AlreadyExists { .. }) if args.if_not_exists => {
+            admin.describe_topic(&args.topic).await.is_ok()
+        }
+        _ => false,
+    };
+    match created {
         Ok(()) => print(&format!(
             "created topic {} with {} partitions\n",
             args.topic, args.partitions
         )),
-        // Only the very name counts as existing: a topic that merely collides with it (other
-        // case, '.' for '_') is a different topic, and creating this one failed.
-        Err(err @ ClientError::AlreadyExists { .. }) if args.if_not_exists => {
-            match admin.describe_topic(&args.topic).await {
-                Ok(_) => print(&format!("topic {} already exists\n", args.topic)),
-                Err(_) => Err(err).with_context(|| format!("cannot create topic {:?}", args.topic)),
-            }
-        }
+        Err(_) if exists => print(&format!("topic {} already exists\n", args.topic)),
         Err(err) => Err(err).with_context(|| format!("cannot create topic {:?}", args.topic)),
     }
 }

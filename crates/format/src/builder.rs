@@ -259,8 +259,8 @@ mod tests {
     use super::*;
     use crate::header::ATTRIBUTES_OFFSET;
     use crate::{
-        BatchLimits, Record, check_timestamps, decode_batch, record_offsets_and_timestamps,
-        validate_batch,
+        BatchLimits, Record, check_produced_batch, check_timestamps, decode_batch,
+        record_offsets_and_timestamps, validate_batch,
     };
 
     const CODECS: [Compression; 5] = [
@@ -509,6 +509,29 @@ mod tests {
             let pairs: Vec<(i64, i64)> = records.iter().map(|r| (r.offset, r.timestamp)).collect();
             prop_assert_eq!(record_offsets_and_timestamps(&batch).unwrap(), pairs);
             prop_assert_eq!(check_timestamps(&batch, &header), Ok(()));
+
+            // The record-size limit: worked out from the specs, the largest passes and one
+            // byte less names the first record of that size.
+            let sizes: Vec<usize> = specs
+                .iter()
+                .map(|(_, key, value, headers)| {
+                    key.as_ref().map_or(0, Vec::len)
+                        + value.as_ref().map_or(0, Vec::len)
+                        + headers
+                            .iter()
+                            .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                            .sum::<usize>()
+                })
+                .collect();
+            let largest = sizes.iter().copied().max().unwrap_or(0);
+            prop_assert_eq!(check_produced_batch(&batch, &header, largest), Ok(()));
+            if largest > 0 {
+                let index = sizes.iter().position(|&s| s == largest).unwrap_or(0);
+                prop_assert_eq!(
+                    check_produced_batch(&batch, &header, largest - 1),
+                    Err(FormatError::RecordTooLarge { index, size: largest, max: largest - 1 })
+                );
+            }
         }
 
         #[test]

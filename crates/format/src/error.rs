@@ -171,6 +171,20 @@ pub enum FormatError {
         /// The record's `timestampDelta`.
         timestamp_delta: i64,
     },
+    /// A record's key, value and header keys and values together are larger than a writer's
+    /// limit ([`check_produced_batch`](crate::check_produced_batch)).
+    #[error(
+        "record {index} is {size} bytes (key, value and headers), larger than the limit of \
+         {max}"
+    )]
+    RecordTooLarge {
+        /// Index of the record within the batch.
+        index: usize,
+        /// Its key, value and header bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A record pushed to a builder lies further from the batch's base timestamp (its first
     /// record's) than a 64-bit `timestampDelta` reaches.
     #[error(

@@ -48,7 +48,7 @@ pub use header::{
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use record::{
-    Record, RecordHeader, check_records, check_timestamps, decode_batch,
+    Record, RecordHeader, check_produced_batch, check_records, check_timestamps, decode_batch,
     record_offsets_and_timestamps,
 };
 pub use timestamp::{NO_TIMESTAMP, TIMESTAMP_RULE, is_valid_timestamp};

@@ -200,16 +200,42 @@ pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatErr
 /// [`FormatError::TimestampOutOfRange`] for the first timestamp that breaks the rule, naming
 /// the record; otherwise as for [`check_records`].
 pub fn check_timestamps(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
+    check_produced_batch(batch, header, usize::MAX)
+}
+
+/// Checks a batch a producer sent before a writer stores it, in one walk over its records:
+/// the checks of [`check_records`], the timestamp rule as [`check_timestamps`] applies it, and
+/// that no record's key, value and header keys and values together exceed `max_record_bytes`.
+/// A compressed batch is decompressed once, within [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
+///
+/// # Errors
+///
+/// [`FormatError::RecordTooLarge`] naming the first record over the limit; otherwise as for
+/// [`check_timestamps`].
+pub fn check_produced_batch(
+    batch: &[u8],
+    header: &BatchHeader,
+    max_record_bytes: usize,
+) -> Result<(), FormatError> {
     if !is_valid_timestamp(header.max_timestamp) {
         return Err(FormatError::MaxTimestampOutOfRange {
             timestamp: header.max_timestamp,
         });
     }
-    if header.timestamp_type() == TimestampType::LogAppendTime {
-        return walk_borrowed(batch, header, |_, _| Ok(()));
-    }
+    // In a LogAppendTime batch every record reads as `maxTimestamp`: the deltas are not used.
+    let create_time = header.timestamp_type() == TimestampType::CreateTime;
+    let base_timestamp = header.base_timestamp;
     walk_borrowed(batch, header, |index, raw| {
-        let base_timestamp = header.base_timestamp;
+        if raw.payload_len > max_record_bytes {
+            return Err(FormatError::RecordTooLarge {
+                index,
+                size: raw.payload_len,
+                max: max_record_bytes,
+            });
+        }
+        if !create_time {
+            return Ok(());
+        }
         let Some(timestamp) = base_timestamp.checked_add(raw.timestamp_delta) else {
             return Err(FormatError::TimestampDeltaOverflow {
                 index,
@@ -298,6 +324,8 @@ fn walk_cursor(
 struct RawRecord {
     timestamp_delta: i64,
     offset_delta: i32,
+    /// Bytes of key, value, header keys and header values, kept or not.
+    payload_len: usize,
     key: Option<Bytes>,
     value: Option<Bytes>,
     headers: Vec<RecordHeader>,
@@ -360,10 +388,12 @@ fn read_record(
     if keep_payload {
         headers.reserve(header_count.min(r.remaining() / MIN_HEADER_LEN));
     }
+    let range_len = |range: &Option<Range<usize>>| range.as_ref().map_or(0, ExactSizeIterator::len);
+    let mut payload_len = range_len(&key) + range_len(&value);
     for h in 0..header_count {
-        if let Some(header) = read_header(&mut r, h, keep_payload)? {
-            headers.push(header);
-        }
+        let (len, header) = read_header(&mut r, h, keep_payload)?;
+        payload_len += len;
+        headers.extend(header);
     }
 
     if !r.is_empty() {
@@ -377,14 +407,20 @@ fn read_record(
     Ok(RawRecord {
         timestamp_delta,
         offset_delta,
+        payload_len,
         key: slice(key),
         value: slice(value),
         headers,
     })
 }
 
-/// Reads header `h` of a record; returns it only if `keep` is set, but checks it either way.
-fn read_header(r: &mut Cursor<'_>, h: usize, keep: bool) -> Result<Option<RecordHeader>, String> {
+/// Reads header `h` of a record and returns the bytes of its key and value, and the header
+/// itself only if `keep` is set; it is checked either way.
+fn read_header(
+    r: &mut Cursor<'_>,
+    h: usize,
+    keep: bool,
+) -> Result<(usize, Option<RecordHeader>), String> {
     let key_len = r.varint("header key length")?;
     let key_len = usize::try_from(key_len)
         .map_err(|_| format!("header {h} key length {key_len} is negative; keys cannot be null"))?;
@@ -393,10 +429,14 @@ fn read_header(r: &mut Cursor<'_>, h: usize, keep: bool) -> Result<Option<Record
         .map_err(|err| format!("header {h} key is not UTF-8: {err}"))?;
 
     let value = r.nullable_bytes("header value")?;
-    Ok(keep.then(|| RecordHeader {
-        key: key.to_owned(),
-        value: value.map(|range| r.slice(range)),
-    }))
+    let len = key_len + value.as_ref().map_or(0, ExactSizeIterator::len);
+    Ok((
+        len,
+        keep.then(|| RecordHeader {
+            key: key.to_owned(),
+            value: value.map(|range| r.slice(range)),
+        }),
+    ))
 }
 
 /// A read position within `section[..end]`. Ranges it hands out index `section` directly.
@@ -632,6 +672,39 @@ mod tests {
 
     fn timestamp_check(batch: &Bytes) -> Result<(), FormatError> {
         check_timestamps(batch, &BatchHeader::read(batch).unwrap())
+    }
+
+    #[test]
+    fn record_sizes_count_key_value_and_headers_and_name_the_first_too_large() {
+        // key 3 + value 10 + headers (1 + 4) + (2 + 0) = 20 bytes; the second record is 21.
+        let headers: [(&str, Option<&[u8]>); 2] = [("h", Some(b"1234")), ("h2", None)];
+        for codec in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let mut builder = crate::BatchBuilder::new(codec);
+            builder
+                .push(5, Some(b"key"), Some(&[7; 10]), &headers)
+                .push(6, Some(b"key"), Some(&[7; 11]), &headers)
+                .push(7, None, None, &[]);
+            let batch = builder.build().unwrap().freeze();
+            let header = BatchHeader::read(&batch).unwrap();
+            assert_eq!(check_produced_batch(&batch, &header, 21), Ok(()));
+            assert_eq!(
+                check_produced_batch(&batch, &header, 20),
+                Err(FormatError::RecordTooLarge {
+                    index: 1,
+                    size: 21,
+                    max: 20
+                }),
+                "{codec:?}"
+            );
+            assert!(matches!(
+                check_produced_batch(&batch, &header, 19),
+                Err(FormatError::RecordTooLarge {
+                    index: 0,
+                    size: 20,
+                    ..
+                })
+            ));
+        }
     }
 
     #[test]
