@@ -11,8 +11,16 @@ use rivulet_storage::{FlushPolicy, LogConfig, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYT
 use crate::error::{BrokerError, Result};
 use crate::membership::MembershipTimeouts;
 
-/// Smallest batch the storage engine accepts: one batch header.
+/// Smallest batch the storage engine accepts: one batch header. Topics stored with a smaller
+/// `max_batch_bytes` than [`MIN_NEW_BATCH_BYTES`] still load if they respect this.
 const MIN_BATCH_BYTES: u32 = rivulet_format::header::BATCH_HEADER_LEN as u32;
+/// Smallest `max_batch_bytes` a new topic may have: below it a batch holds hardly a record.
+pub const MIN_NEW_BATCH_BYTES: u32 = 1 << 10;
+/// Default `max_record_bytes`.
+pub const DEFAULT_MAX_RECORD_BYTES: u32 = 1 << 20;
+/// What `max_batch_bytes` adds to `max_record_bytes` by default: a batch holding one record of
+/// the largest size needs a header and varints besides the record's bytes.
+pub const BATCH_HEADROOM: u32 = 64 << 10;
 
 /// How far a produce request waits before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -59,7 +67,9 @@ pub struct TopicConfig {
     pub segment_bytes: u64,
     /// Largest record (key, value, header names and values together). Default 1 MiB.
     pub max_record_bytes: u32,
-    /// Largest record batch, header included. Default 1 MiB.
+    /// Largest record batch, header included. Default 1 MiB + 64 KiB
+    /// ([`DEFAULT_MAX_RECORD_BYTES`] + [`BATCH_HEADROOM`]), so a record of the default largest
+    /// size fits in a batch.
     pub max_batch_bytes: u32,
     /// When data produced with [`Durability::Written`] is synced.
     pub durability: DurabilityPolicy,
@@ -71,8 +81,8 @@ impl Default for TopicConfig {
             retention_age: None,
             retention_bytes: None,
             segment_bytes: 1 << 30,
-            max_record_bytes: 1 << 20,
-            max_batch_bytes: 1 << 20,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+            max_batch_bytes: DEFAULT_MAX_RECORD_BYTES + BATCH_HEADROOM,
             durability: DurabilityPolicy::default(),
         }
     }
@@ -122,6 +132,13 @@ impl TopicConfig {
     ///
     /// [`BrokerError::InvalidConfig`] naming the first setting that breaks a rule, and the rule.
     pub fn validate(&self) -> Result<()> {
+        if self.max_batch_bytes < MIN_NEW_BATCH_BYTES {
+            return Err(invalid(
+                "max_batch_bytes",
+                self.max_batch_bytes,
+                "must be between 1024 and 2147483647",
+            ));
+        }
         self.validate_ranges()?;
         if self.max_record_bytes > self.max_batch_bytes {
             return Err(BrokerError::InvalidConfig {

@@ -155,6 +155,20 @@ fn validate_heartbeat(heartbeat: &Heartbeat) -> Result<()> {
             "member and instance ids, when given, must not be empty".to_owned(),
         ));
     }
+    // Ids are printed and typed back like group names, so they follow the same character rule.
+    for (what, value) in [
+        ("member id", heartbeat.member_id.as_deref()),
+        ("instance id", heartbeat.instance_id.as_deref()),
+    ] {
+        if let Some(value) = value
+            && value.chars().any(char::is_control)
+        {
+            return Err(BrokerError::InvalidArgument(format!(
+                "invalid {what} {value:?}: it must contain no control characters (such as NUL, \
+                 tab or newline)"
+            )));
+        }
+    }
     if heartbeat.topics.len() > MAX_SUBSCRIBED_TOPICS {
         return Err(BrokerError::InvalidArgument(format!(
             "a member subscribes to {} topics; at most {MAX_SUBSCRIBED_TOPICS} are allowed",

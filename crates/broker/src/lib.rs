@@ -60,7 +60,10 @@ mod topic;
 mod topic_name;
 
 pub use broker::{Broker, BrokerMetrics, PartitionDescription, TopicDescription};
-pub use config::{BrokerConfig, Durability, DurabilityPolicy, TopicConfig};
+pub use config::{
+    BATCH_HEADROOM, BrokerConfig, DEFAULT_MAX_RECORD_BYTES, Durability, DurabilityPolicy,
+    MIN_NEW_BATCH_BYTES, TopicConfig,
+};
 pub use error::{BrokerError, ErrorKind, Result};
 pub use fetch::{FetchRequest, FetchResponse, OffsetSpec};
 pub use group_coordinator::{MAX_MEMBER_ID_BYTES, MAX_SUBSCRIBED_TOPICS};

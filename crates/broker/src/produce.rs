@@ -361,6 +361,22 @@ fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
         });
     }
 
+    // Transaction markers and transactional data need a transaction coordinator, which Rivulet
+    // does not have: stored, they would be served as ordinary records.
+    if header.is_control() || header.is_transactional() {
+        return Err(BrokerError::InvalidArgument(format!(
+            "record batch for topic {:?} partition {partition} has the {} attribute bit set; \
+             transactions are not supported, so produce batches with attributes bits 4 and 5 \
+             clear; nothing was stored",
+            topic.name,
+            if header.is_control() {
+                "control (0x20)"
+            } else {
+                "transactional (0x10)"
+            }
+        )));
+    }
+
     // One walk over the records, without copying the batch: timestamps and record sizes.
     match check_produced_batch(batch, &header, config.max_record_bytes as usize) {
         Ok(()) => Ok(()),

@@ -118,6 +118,8 @@ struct InputRecord {
     timestamp_ms: Option<i64>,
     /// Input bytes consumed so far, for the progress bar.
     input_position: u64,
+    /// The input line it came from (for CSV, the line its row starts on), for error messages.
+    line: u64,
 }
 
 /// Which fields to pull out of structured input.
@@ -185,14 +187,36 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let reader = std::thread::spawn(move || read_input(input, format, &fields, &tx));
     let progress = progress_bar(input_len);
 
+    let max_record_bytes = topic.max_record_bytes().map_or(u64::MAX, u64::from);
     let started = Instant::now();
     let mut records = 0u64;
     let mut bytes = 0u64;
-    let mut pending: VecDeque<DeliveryFuture> = VecDeque::new();
+    // Each record's delivery, with its input line.
+    let mut pending: VecDeque<(u64, DeliveryFuture)> = VecDeque::new();
     while let Some(next) = rx.recv().await {
-        let input = next?;
+        let input = match next {
+            Ok(input) => input,
+            Err(err) => {
+                // A line that does not parse: what came before it is stored, then the error.
+                finish(&producer, pending).await?;
+                return Err(err);
+            }
+        };
+        let size = input.value.len() as u64 + input.key.as_ref().map_or(0, |k| k.len() as u64);
+        if size > max_record_bytes {
+            // Refused before it is sent, so nothing after it is sent either; what was sent
+            // before it is waited for, so the error is the whole story.
+            finish(&producer, pending).await?;
+            return Err(anyhow!(
+                "line {}: the record is {size} bytes (key and value), larger than the \
+                 max_record_bytes of topic {:?} ({max_record_bytes}); the lines before it were \
+                 stored, it and the lines after it were not sent",
+                input.line,
+                args.topic
+            ));
+        }
         records += 1;
-        bytes += input.value.len() as u64 + input.key.as_ref().map_or(0, |k| k.len() as u64);
+        bytes += size;
         let mut record = ProducerRecord::new(&args.topic).value(input.value);
         if let Some(key) = input.key {
             record = record.key(key);
@@ -203,15 +227,19 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         if let Some(partition) = args.partition {
             record = record.partition(partition);
         }
-        let delivery = producer
-            .send(record)
-            .await
-            .with_context(|| format!("cannot send record {records} to {:?}", args.topic))?;
-        pending.push_back(delivery);
+        let delivery = producer.send(record).await.with_context(|| {
+            format!(
+                "line {}: cannot send the record to {:?}",
+                input.line, args.topic
+            )
+        })?;
+        pending.push_back((input.line, delivery));
         if pending.len() >= MAX_PENDING
-            && let Some(oldest) = pending.pop_front()
+            && let Some((line, oldest)) = pending.pop_front()
         {
-            oldest.await.context("a record was not stored")?;
+            oldest
+                .await
+                .with_context(|| format!("line {line}: the record was not stored"))?;
         }
         if let Some(bar) = &progress {
             match input_len {
@@ -222,17 +250,30 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     }
     // The channel closes when the reader is done; its errors came through the channel.
     let _ = reader.join();
-    producer
-        .flush()
-        .await
-        .context("cannot flush the producer")?;
-    for delivery in pending {
-        delivery.await.context("a record was not stored")?;
-    }
+    finish(&producer, pending).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
     summary(args.output, &args.topic, records, bytes, started.elapsed())
+}
+
+/// Sends what the producer holds and waits for every pending delivery; the first failure
+/// names its input line. Records sent after a failed one may be stored: the producer sends
+/// ahead of the acknowledgements.
+async fn finish(
+    producer: &rivulet_client::Producer,
+    pending: VecDeque<(u64, DeliveryFuture)>,
+) -> anyhow::Result<()> {
+    producer
+        .flush()
+        .await
+        .context("cannot flush the producer")?;
+    for (line, delivery) in pending {
+        delivery
+            .await
+            .with_context(|| format!("line {line}: the record was not stored"))?;
+    }
+    Ok(())
 }
 
 /// The format implied by a file's extension.
@@ -352,10 +393,12 @@ fn read_lines(
                 value: Bytes::copy_from_slice(&line),
                 timestamp_ms: None,
                 input_position: 0,
+                line: 0,
             },
         };
         let record = InputRecord {
             input_position: position,
+            line: number,
             ..record
         };
         if tx.blocking_send(Ok(record)).is_err() {
@@ -378,9 +421,7 @@ fn json_record(line: &[u8], fields: &Fields) -> anyhow::Result<InputRecord> {
     let timestamp_ms = match field(&fields.timestamp) {
         None | Some(Value::Null) => None,
         Some(Value::Number(n)) => Some(checked_timestamp(json_millis(n)?)?),
-        Some(Value::String(text)) => Some(checked_timestamp(
-            parse_time_ms(text).map_err(|e| anyhow!(e))?,
-        )?),
+        Some(Value::String(text)) => Some(text_timestamp(text)?),
         Some(other) => return Err(anyhow!("timestamp field holds {other}, not a time")),
     };
     Ok(InputRecord {
@@ -388,6 +429,7 @@ fn json_record(line: &[u8], fields: &Fields) -> anyhow::Result<InputRecord> {
         value: Bytes::copy_from_slice(line),
         timestamp_ms,
         input_position: 0,
+        line: 0,
     })
 }
 
@@ -412,6 +454,20 @@ fn json_millis(n: &serde_json::Number) -> anyhow::Result<i64> {
     } else {
         Err(not_millis())
     }
+}
+
+/// A timestamp written as text (milliseconds or a time, as `parse_time_ms` reads them). Only
+/// the number -1 means "no timestamp": a time just before 1970 also comes out as -1, and is
+/// refused like every other time before 1970 rather than stored as no timestamp.
+fn text_timestamp(text: &str) -> anyhow::Result<i64> {
+    let ms = parse_time_ms(text).map_err(|e| anyhow!(e))?;
+    if ms == rivulet_format::NO_TIMESTAMP && text.trim() != "-1" {
+        return Err(anyhow!(
+            "time {text:?} is before 1970-01-01T00:00:00Z: a timestamp must be {}",
+            rivulet_format::TIMESTAMP_RULE
+        ));
+    }
+    checked_timestamp(ms)
 }
 
 /// `ms` if a record may carry it as its timestamp ([`rivulet_format::TIMESTAMP_RULE`]).
@@ -487,18 +543,16 @@ fn read_csv(
             .map(|k| Bytes::copy_from_slice(k.as_bytes()));
         let timestamp_ms = match timestamp_column.and_then(|i| row.get(i)) {
             None | Some("") => None,
-            Some(text) => Some(
-                parse_time_ms(text)
-                    .map_err(|e| anyhow!(e))
-                    .and_then(checked_timestamp)
-                    .map_err(|e| anyhow!("CSV line {line}: timestamp: {e}"))?,
-            ),
+            Some(text) => {
+                Some(text_timestamp(text).map_err(|e| anyhow!("CSV line {line}: timestamp: {e}"))?)
+            }
         };
         let record = InputRecord {
             key,
             value: Bytes::from(value),
             timestamp_ms,
             input_position: row.position().map_or(0, csv::Position::byte),
+            line,
         };
         if tx.blocking_send(Ok(record)).is_err() {
             return Ok(());

@@ -23,6 +23,9 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 const DEFAULT_DATA_DIR: &str = "rivulet-data";
 const DEFAULT_LOG_LEVEL: &str = "info";
+/// Range of `group_session_timeout_ms` and `group_rebalance_timeout_ms`.
+const MIN_GROUP_TIMEOUT_MS: u64 = 100;
+const MAX_GROUP_TIMEOUT_MS: u64 = 3_600_000;
 
 /// Arguments of `rivulet serve`. Every setting can also come from a `RIVULET_*` environment
 /// variable or from the `--config` file; a flag wins over the variable, which wins over the
@@ -76,7 +79,7 @@ pub(crate) struct ServeArgs {
     max_response_bytes: Option<usize>,
 
     /// Responses a subscription or produce stream may queue for a client that is not
-    /// reading. [default: 8]
+    /// reading (at least 1). [default: 8]
     #[arg(long, env = "RIVULET_STREAM_BUFFER", value_name = "N")]
     stream_buffer: Option<usize>,
 
@@ -89,13 +92,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "RIVULET_MAX_IN_FLIGHT_BYTES", value_name = "BYTES")]
     max_in_flight_bytes: Option<u64>,
 
-    /// A consumer-group member without a heartbeat for this many milliseconds is removed and
-    /// its partitions move. [default: 10000]
+    /// A consumer-group member without a heartbeat for this many milliseconds (100 to
+    /// 3600000) is removed and its partitions move. [default: 10000]
     #[arg(long, env = "RIVULET_GROUP_SESSION_TIMEOUT_MS", value_name = "MS")]
     group_session_timeout_ms: Option<u64>,
 
-    /// A member still holding a revoked partition after this many milliseconds is fenced
-    /// (removed). [default: 30000]
+    /// A member still holding a revoked partition after this many milliseconds (100 to
+    /// 3600000) is fenced (removed). [default: 30000]
     #[arg(long, env = "RIVULET_GROUP_REBALANCE_TIMEOUT_MS", value_name = "MS")]
     group_rebalance_timeout_ms: Option<u64>,
 }
@@ -154,6 +157,12 @@ impl Settings {
             server = server.with_max_response_bytes(bytes);
         }
         if let Some(responses) = args.stream_buffer.or(file.stream_buffer) {
+            if responses == 0 {
+                anyhow::bail!(
+                    "invalid settings: stream_buffer = 0 is out of range: it must be at least 1 \
+                     (responses a stream may queue for a client that is not reading)"
+                );
+            }
             server = server.with_stream_buffer(responses);
         }
 
@@ -165,9 +174,14 @@ impl Settings {
             broker = broker.with_max_in_flight_bytes(bytes);
         }
         let mut timeouts = MembershipTimeouts::default();
-        let positive = |name: &str, ms: u64| {
-            if ms == 0 {
-                anyhow::bail!("invalid settings: {name} must be more than 0 milliseconds");
+        // A member's timeouts: below 100 ms members expire between their own heartbeats;
+        // above an hour a dead member holds its partitions for longer than anyone waits.
+        let in_range = |name: &str, ms: u64| {
+            if !(MIN_GROUP_TIMEOUT_MS..=MAX_GROUP_TIMEOUT_MS).contains(&ms) {
+                anyhow::bail!(
+                    "invalid settings: {name} = {ms} is out of range: it must be \
+                     {MIN_GROUP_TIMEOUT_MS} to {MAX_GROUP_TIMEOUT_MS} milliseconds (1 hour)"
+                );
             }
             Ok(Duration::from_millis(ms))
         };
@@ -175,13 +189,13 @@ impl Settings {
             .group_session_timeout_ms
             .or(file.group_session_timeout_ms)
         {
-            timeouts.session = positive("group_session_timeout_ms", ms)?;
+            timeouts.session = in_range("group_session_timeout_ms", ms)?;
         }
         if let Some(ms) = args
             .group_rebalance_timeout_ms
             .or(file.group_rebalance_timeout_ms)
         {
-            timeouts.rebalance = positive("group_rebalance_timeout_ms", ms)?;
+            timeouts.rebalance = in_range("group_rebalance_timeout_ms", ms)?;
         }
         broker = broker.with_group_timeouts(timeouts);
         server.validate().context("invalid settings")?;
@@ -306,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn message_limits_out_of_range_are_refused_before_the_server_starts() {
+    fn settings_out_of_range_are_refused_before_the_server_starts() {
         for (argv, says) in [
             (&["--max-request-bytes", "0"][..], "max_request_bytes = 0"),
             (
@@ -316,6 +330,15 @@ mod tests {
             (
                 &["--max-request-bytes", "300000000"][..],
                 "at least max_request_bytes (300000000)",
+            ),
+            (&["--stream-buffer", "0"][..], "stream_buffer = 0"),
+            (
+                &["--group-session-timeout-ms", "1"][..],
+                "group_session_timeout_ms = 1 is out of range",
+            ),
+            (
+                &["--group-rebalance-timeout-ms", "18446744073709551615"][..],
+                "100 to 3600000 milliseconds",
             ),
         ] {
             let args =

@@ -7,8 +7,11 @@ use serde_json::json;
 
 use crate::arg_values::format_time_ms;
 use crate::connect::ServerArgs;
+use crate::exit::usage_error;
 use crate::output::{OutputFormat, Table, opt_cell, print, print_json};
-use crate::topic_config::{SETTINGS_HELP, TopicSetting, apply, parse_setting, policy_name};
+use crate::topic_config::{
+    SETTINGS_HELP, TopicSetting, apply, check_no_repeats, parse_setting, policy_name,
+};
 
 /// `rivulet topic ...`.
 #[derive(Debug, Subcommand)]
@@ -87,6 +90,7 @@ pub(crate) async fn run(command: TopicCommand) -> anyhow::Result<()> {
 }
 
 async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    check_no_repeats(&args.config).map_err(usage_error)?;
     let admin = args.server.connect().await?.admin();
     let topic = args
         .config

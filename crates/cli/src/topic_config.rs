@@ -30,7 +30,8 @@ TOPIC SETTINGS (--config KEY=VALUE, repeatable; '.' or '-' may replace '_' in ke
                                more (e.g. 10GiB); default: no limit
     segment_bytes=SIZE         start a new segment file at this size; default 1GiB
     max_record_bytes=SIZE      largest record accepted; default 1MiB
-    max_batch_bytes=SIZE       largest record batch accepted; default 1MiB
+    max_batch_bytes=SIZE       largest record batch accepted (1024 to 2147483647); default
+                               max_record_bytes + 64KiB, at least 1MiB + 64KiB
     durability_policy=POLICY   when data produced with written durability is synced:
                                always-durable, sync-interval (default) or os-decides
     sync_interval_ms=DURATION  the interval of sync-interval; default 1000
@@ -92,6 +93,35 @@ pub(crate) fn policy_name(policy: Option<DurabilityPolicy>) -> &'static str {
         Some(DurabilityPolicy::OsDecides) => "os-decides",
         _ => "unknown",
     }
+}
+
+impl TopicSetting {
+    /// The setting's key, as the API names it.
+    pub(crate) fn key(&self) -> &'static str {
+        match self {
+            TopicSetting::RetentionMs(_) => "retention_ms",
+            TopicSetting::RetentionBytes(_) => "retention_bytes",
+            TopicSetting::SegmentBytes(_) => "segment_bytes",
+            TopicSetting::MaxRecordBytes(_) => "max_record_bytes",
+            TopicSetting::MaxBatchBytes(_) => "max_batch_bytes",
+            TopicSetting::DurabilityPolicy(_) => "durability_policy",
+            TopicSetting::SyncIntervalMs(_) => "sync_interval_ms",
+        }
+    }
+}
+
+/// Refuses a setting given twice (`retention.ms=7d` and `retention_ms=1s` are one key), rather
+/// than letting the last one silently win.
+pub(crate) fn check_no_repeats(settings: &[TopicSetting]) -> Result<(), String> {
+    for (i, setting) in settings.iter().enumerate() {
+        if settings[..i].iter().any(|s| s.key() == setting.key()) {
+            return Err(format!(
+                "topic setting {} is given more than once; give each setting once",
+                setting.key()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `topic` with `setting` applied.

@@ -310,9 +310,21 @@ impl ClientError {
     }
 }
 
-/// An out-of-range error with the range from the status's `ErrorInfo`, when present.
+/// An out-of-range error with the range from the status's `ErrorInfo`. An `OUT_OF_RANGE`
+/// without the server's `OFFSET_OUT_OF_RANGE` reason is not about an offset (gRPC itself uses
+/// the code for a message over its size limit), so it is no reason to move a position.
 fn out_of_range(operation: &'static str, status: &Status, message: String) -> ClientError {
     let info = status.get_details_error_info();
+    if info
+        .as_ref()
+        .is_none_or(|info| info.reason != "OFFSET_OUT_OF_RANGE")
+    {
+        return ClientError::Server {
+            operation,
+            code: Code::OutOfRange,
+            message,
+        };
+    }
     let field = |name: &str| {
         info.as_ref()
             .and_then(|i| i.metadata.get(name))
@@ -334,6 +346,26 @@ mod tests {
     use tonic_types::ErrorDetails;
 
     use super::*;
+
+    #[test]
+    fn out_of_range_without_the_offset_reason_is_not_an_offset_error() {
+        let status = Status::new(
+            Code::OutOfRange,
+            "Error, encoded message length too large: found 1048626 bytes, the limit is: 1048576",
+        );
+        let err = ClientError::from_status("Fetch", &status);
+        assert!(
+            matches!(
+                err,
+                ClientError::Server {
+                    code: Code::OutOfRange,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!err.is_retryable());
+    }
 
     #[test]
     fn out_of_range_carries_the_range_from_error_info() {

@@ -156,6 +156,20 @@ pub enum FormatError {
         /// The `maxTimestamp` field.
         timestamp: i64,
     },
+    /// A CreateTime batch's `maxTimestamp` is below one of its records' timestamps, so lookups
+    /// by time would miss that record.
+    #[error(
+        "record batch maxTimestamp {max_timestamp} is below the timestamp {timestamp} of record \
+         {index}: it must be at least every record's timestamp"
+    )]
+    MaxTimestampTooLow {
+        /// The batch's `maxTimestamp`.
+        max_timestamp: i64,
+        /// Index of the record with the largest timestamp.
+        index: usize,
+        /// That record's timestamp.
+        timestamp: i64,
+    },
     /// A record's `baseTimestamp + timestampDelta` does not fit an `i64`: only a reader that
     /// wraps would read a timestamp, and not the one meant.
     #[error(

@@ -187,7 +187,8 @@ pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatErr
 /// Checks every timestamp of one whole batch against the timestamp rule
 /// ([`TIMESTAMP_RULE`](crate::TIMESTAMP_RULE)), as a producer-facing writer must before it
 /// stores the batch: `maxTimestamp` is allowed, and in a CreateTime batch each record's
-/// `baseTimestamp + timestampDelta` neither overflows nor leaves the range. A LogAppendTime
+/// `baseTimestamp + timestampDelta` neither overflows nor leaves the range, nor passes
+/// `maxTimestamp`. A LogAppendTime
 /// batch is read with `maxTimestamp` for every record, so its deltas are not looked at.
 ///
 /// Makes the checks of [`check_records`] on the way (no CRC), decompressing a compressed
@@ -198,7 +199,7 @@ pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatErr
 ///
 /// [`FormatError::MaxTimestampOutOfRange`], [`FormatError::TimestampDeltaOverflow`] or
 /// [`FormatError::TimestampOutOfRange`] for the first timestamp that breaks the rule, naming
-/// the record; otherwise as for [`check_records`].
+/// the record, and [`FormatError::MaxTimestampTooLow`]; otherwise as for [`check_records`].
 pub fn check_timestamps(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
     check_produced_batch(batch, header, usize::MAX)
 }
@@ -225,6 +226,7 @@ pub fn check_produced_batch(
     // In a LogAppendTime batch every record reads as `maxTimestamp`: the deltas are not used.
     let create_time = header.timestamp_type() == TimestampType::CreateTime;
     let base_timestamp = header.base_timestamp;
+    let mut newest: Option<(usize, i64)> = None;
     walk_borrowed(batch, header, |index, raw| {
         if raw.payload_len > max_record_bytes {
             return Err(FormatError::RecordTooLarge {
@@ -246,8 +248,23 @@ pub fn check_produced_batch(
         if !is_valid_timestamp(timestamp) {
             return Err(FormatError::TimestampOutOfRange { index, timestamp });
         }
+        if newest.is_none_or(|(_, t)| timestamp > t) {
+            newest = Some((index, timestamp));
+        }
         Ok(())
-    })
+    })?;
+    // The time index trusts `maxTimestamp`: one below a record's timestamp would hide that
+    // record from lookups by time.
+    match newest {
+        Some((index, timestamp)) if timestamp > header.max_timestamp => {
+            Err(FormatError::MaxTimestampTooLow {
+                max_timestamp: header.max_timestamp,
+                index,
+                timestamp,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Walks the records of `batch` without copying an uncompressed one, handing each to `sink`.
@@ -745,6 +762,33 @@ mod tests {
         );
         // The decoders still read such a batch, as they must for batches stored earlier.
         assert!(decode_batch(&seal(3, 2, 0, &section)).is_ok());
+    }
+
+    #[test]
+    fn a_max_timestamp_below_a_record_is_refused_naming_the_record() {
+        // Records at 5 000, 5 002, 5 001; maxTimestamp 1 002 would hide them from time lookups.
+        let section = encoded(&[(0, 0, None, None), (1, 2, None, None), (2, 1, None, None)]);
+        let low = with_timestamps(&section, 3, 5_000, 1_002, 0);
+        assert_eq!(
+            timestamp_check(&low),
+            Err(FormatError::MaxTimestampTooLow {
+                max_timestamp: 1_002,
+                index: 1,
+                timestamp: 5_002
+            })
+        );
+        // Exactly the largest, or above it (written loosely), is fine.
+        for max in [5_002, 9_000] {
+            assert_eq!(
+                timestamp_check(&with_timestamps(&section, 3, 5_000, max, 0)),
+                Ok(())
+            );
+        }
+        // LogAppendTime batches read every record as maxTimestamp.
+        assert_eq!(
+            timestamp_check(&with_timestamps(&section, 3, 5_000, 1_002, 0x08)),
+            Ok(())
+        );
     }
 
     #[test]

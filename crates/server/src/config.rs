@@ -10,6 +10,10 @@ pub const MIN_MESSAGE_LIMIT: usize = 1 << 10;
 /// Largest `max_request_bytes` and `max_response_bytes`: a gRPC message's length prefix is a
 /// 32-bit number.
 pub const MAX_MESSAGE_LIMIT: usize = u32::MAX as usize;
+/// What `max_response_bytes` keeps beyond `max_request_bytes`, and beyond the record bytes a
+/// fetch may return: room for the reply's framing around the records (offsets, timestamps,
+/// field tags), so a batch accepted in one request always fits one reply.
+pub const RESPONSE_HEADROOM: usize = 64 << 10;
 
 /// A [`ServerConfig`] setting outside its range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,7 +80,8 @@ impl ServerConfig {
     }
 
     /// Checks each message limit against its range (1 KiB to 4 GiB - 1), and that a response
-    /// may be as large as a request, so that a batch the server accepted can be fetched back.
+    /// may be [`RESPONSE_HEADROOM`] larger than a request, so that a batch the server accepted
+    /// can be fetched back.
     ///
     /// # Errors
     ///
@@ -97,18 +102,24 @@ impl ServerConfig {
                 });
             }
         }
-        if self.max_response_bytes < self.max_request_bytes {
+        if self.max_response_bytes < self.max_request_bytes.saturating_add(RESPONSE_HEADROOM) {
             return Err(InvalidServerConfig {
                 setting: "max_response_bytes",
                 value: self.max_response_bytes,
                 rule: format!(
-                    "must be at least max_request_bytes ({}), or a batch accepted in one \
-                     request could never be fetched back",
+                    "must be at least max_request_bytes ({}) + 65536, or a batch accepted in \
+                     one request could not be fetched back",
                     self.max_request_bytes
                 ),
             });
         }
         Ok(())
+    }
+
+    /// Most record bytes one fetch or subscription reply carries: `max_response_bytes` less
+    /// [`RESPONSE_HEADROOM`]. A fetch asking for more gets this much.
+    pub fn fetch_bytes_limit(&self) -> usize {
+        self.max_response_bytes.saturating_sub(RESPONSE_HEADROOM)
     }
 
     /// Sets [`ServerConfig::stream_buffer`] (at least 1).
@@ -163,13 +174,15 @@ mod tests {
             .to_string();
         assert!(err.contains("max_response_bytes = 268435456"), "{err}");
         assert!(
-            err.contains("at least max_request_bytes (536870912)"),
+            err.contains("at least max_request_bytes (536870912) + 65536"),
             "{err}"
         );
-        ServerConfig::default()
-            .with_max_request_bytes(1 << 10)
-            .with_max_response_bytes(1 << 10)
-            .validate()
-            .unwrap();
+        let tight = ServerConfig::default()
+            .with_max_request_bytes(1 << 20)
+            .with_max_response_bytes((1 << 20) + (64 << 10) - 1);
+        assert!(tight.validate().is_err());
+        let fits = tight.with_max_response_bytes((1 << 20) + (64 << 10));
+        fits.validate().unwrap();
+        assert_eq!(fits.fetch_bytes_limit(), 1 << 20);
     }
 }

@@ -8,18 +8,14 @@
 use std::time::Duration;
 
 use rivulet_broker::{
-    Appended, AssignmentStrategy, CommittedOffset, Durability, DurabilityPolicy, GroupMembership,
-    Heartbeat, OffsetCommit, PartitionDescription, PartitionLag, ProduceRecord, TopicConfig,
-    TopicDescription, TopicPartition,
+    Appended, AssignmentStrategy, BATCH_HEADROOM, CommittedOffset, Durability, DurabilityPolicy,
+    GroupMembership, Heartbeat, OffsetCommit, PartitionDescription, PartitionLag, ProduceRecord,
+    TopicConfig, TopicDescription, TopicPartition,
 };
 use rivulet_format::Record;
 use rivulet_proto::v1;
 
 use crate::error::ApiError;
-
-/// Headroom added to `max_batch_bytes` when only `max_record_bytes` is raised: a batch holding
-/// one record needs a header and varints besides the record's bytes.
-const BATCH_HEADROOM: u32 = 64 << 10;
 
 /// The broker's durability for a produce.
 pub(crate) fn durability(value: i32) -> Result<Durability, ApiError> {

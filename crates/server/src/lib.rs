@@ -55,7 +55,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{debug_span, error, info, warn};
 
-pub use config::{InvalidServerConfig, MAX_MESSAGE_LIMIT, MIN_MESSAGE_LIMIT, ServerConfig};
+pub use config::{
+    InvalidServerConfig, MAX_MESSAGE_LIMIT, MIN_MESSAGE_LIMIT, RESPONSE_HEADROOM, ServerConfig,
+};
 
 use crate::request_limit::RequestLimit;
 use crate::service::{AdminService, LogService, State};

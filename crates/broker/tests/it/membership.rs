@@ -175,5 +175,15 @@ async fn heartbeats_with_bad_fields_are_refused_with_the_rule() {
         .heartbeat("g", AssignmentStrategy::Sticky, many)
         .unwrap_err();
     assert!(err.to_string().contains("at most 1000"), "{err}");
+    let mut newline = beat(None, &none);
+    newline.instance_id = Some("worker\n1".to_owned());
+    let err = broker
+        .heartbeat("g", AssignmentStrategy::Sticky, newline)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("invalid instance id \"worker\\n1\"") && err.contains("no control"),
+        "{err}"
+    );
     broker.shutdown().await.unwrap();
 }

@@ -283,6 +283,29 @@ fn batch_at(timestamp: i64) -> Vec<u8> {
     bytes
 }
 
+/// A valid batch of three records (timestamped 1 700 000 000 000) whose `maxTimestamp` is
+/// rewritten to `max`, with the CRC recomputed.
+fn batch_with_max_timestamp(max: i64) -> Vec<u8> {
+    use rivulet_format::header::{CRC_OFFSET, MAX_TIMESTAMP_OFFSET, compute_crc};
+    let mut bytes = batch(3);
+    bytes[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max.to_be_bytes());
+    let crc = compute_crc(&bytes);
+    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+/// A valid batch of three records with `bits` set in its attributes, CRC recomputed.
+fn batch_with_attributes(bits: i16) -> Vec<u8> {
+    use rivulet_format::header::{ATTRIBUTES_OFFSET, CRC_OFFSET, compute_crc};
+    let mut bytes = batch(3);
+    let attributes = i16::from_be_bytes([bytes[ATTRIBUTES_OFFSET], bytes[ATTRIBUTES_OFFSET + 1]]);
+    bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&(attributes | bits).to_be_bytes());
+    let crc = compute_crc(&bytes);
+    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
 fn at(timestamp: i64) -> v1::ProduceRecord {
     v1::ProduceRecord {
         timestamp_ms: Some(timestamp),
@@ -445,7 +468,7 @@ fn cases() -> Vec<Case> {
                 ..Default::default()
             }),
             code: Code::InvalidArgument,
-            says: &["max_batch_bytes", "61"],
+            says: &["max_batch_bytes", "1024"],
         },
         Case {
             name: "zero sync_interval_ms",
@@ -595,6 +618,24 @@ fn cases() -> Vec<Case> {
             call: Call::Produce(raw(Some(0), vec![batch_at(-5)])),
             code: Code::InvalidArgument,
             says: &["timestamp", "-5", "-1 (no timestamp) or 0 to"],
+        },
+        Case {
+            name: "raw batch whose maxTimestamp is below its records",
+            call: Call::Produce(raw(Some(0), vec![batch_with_max_timestamp(1_000)])),
+            code: Code::InvalidArgument,
+            says: &["maxTimestamp 1000 is below the timestamp 1700000000000"],
+        },
+        Case {
+            name: "raw control batch",
+            call: Call::Produce(raw(Some(0), vec![batch_with_attributes(0x20)])),
+            code: Code::InvalidArgument,
+            says: &["control (0x20)", "transactions are not supported"],
+        },
+        Case {
+            name: "raw transactional batch",
+            call: Call::Produce(raw(Some(0), vec![batch_with_attributes(0x10)])),
+            code: Code::InvalidArgument,
+            says: &["transactional (0x10)", "nothing was stored"],
         },
         Case {
             name: "record over max_record_bytes",

@@ -134,6 +134,19 @@ fn each_error_is_one_line_with_its_exit_code() {
             "segment_bytes",
         ),
         (&["topic", "create", "bad name!"], USAGE, "invalid argument"),
+        (
+            &[
+                "topic",
+                "create",
+                "x",
+                "-c",
+                "retention.ms=7d",
+                "-c",
+                "retention_ms=1s",
+            ],
+            USAGE,
+            "topic setting retention_ms is given more than once",
+        ),
         // Anything else.
         (&["topic", "create", "known"], OTHER, "already exists"),
         (
@@ -170,6 +183,10 @@ fn each_error_is_one_line_with_its_exit_code() {
         (
             "\"1969-12-31T23:59:59Z\"",
             "timestamp -1000 is out of range",
+        ),
+        (
+            "\"1969-12-31T23:59:59.999Z\"",
+            "is before 1970-01-01T00:00:00Z",
         ),
     ] {
         let input = format!("{{\"ts\":{ts}}}\n");
@@ -216,15 +233,26 @@ fn each_error_is_one_line_with_its_exit_code() {
     .failed(OTHER);
     assert!(line.contains("cannot open"), "{line}");
 
-    // A record larger than a whole request is refused as such, not retried as a busy server
-    // (which would end, minutes later, in "server busy").
-    let mut huge = vec![b'y'; 20 << 20];
-    huge.push(b'\n');
-    let line = rivulet(addr, &["produce", "known", "--partition", "0"], &huge).failed(OTHER);
+    // A record over the topic's limit is refused before it is sent, naming its line, and the
+    // lines after it are not sent (the client library's own refusal of a record larger than a
+    // whole request, not retried as a busy server, is tested there).
+    let mut input = b"first\n".to_vec();
+    input.extend(vec![b'y'; 2 << 20]);
+    input.extend_from_slice(b"\nthird\n");
+    let line = rivulet(addr, &["produce", "known", "--partition", "1"], &input).failed(OTHER);
     assert!(
-        line.contains("request too large") && line.contains("max_request_bytes"),
+        line.contains("line 2: the record is 2097152 bytes")
+            && line.contains("max_record_bytes of topic \"known\" (1048576)")
+            && line.contains("it and the lines after it were not sent"),
         "{line}"
     );
+    let stored = rivulet(
+        addr,
+        &["consume", "known", "--partition", "1", "--from-beginning"],
+        b"",
+    )
+    .ok();
+    assert_eq!(stored, "first\n");
 }
 
 #[test]

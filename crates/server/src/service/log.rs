@@ -70,7 +70,7 @@ impl Log for LogService {
         &self,
         request: Request<v1::FetchRequest>,
     ) -> Result<Response<v1::FetchResponse>, Status> {
-        respond(fetch(&self.state.broker, request.into_inner()).await)
+        respond(fetch(&self.state, request.into_inner()).await)
     }
 
     type SubscribeStream = ResponseStream<v1::SubscribeResponse>;
@@ -289,9 +289,10 @@ async fn produce_stream(
     }
 }
 
-async fn fetch(broker: &Broker, request: v1::FetchRequest) -> Result<v1::FetchResponse, ApiError> {
+async fn fetch(state: &State, request: v1::FetchRequest) -> Result<v1::FetchResponse, ApiError> {
+    let broker = &state.broker;
     let raw = convert::wants_raw(request.format)?;
-    let max_bytes = fetch_max_bytes(request.max_bytes)?;
+    let max_bytes = fetch_max_bytes(request.max_bytes, &state.config)?;
     let max_wait = fetch_max_wait(request.max_wait_ms)?;
 
     let fetch = FetchRequest::new(request.topic.as_str(), request.partition, request.offset)

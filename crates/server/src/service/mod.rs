@@ -116,16 +116,21 @@ impl Chunk {
     }
 }
 
-/// A request's `max_bytes`, defaulted and bounded.
-pub(crate) fn fetch_max_bytes(requested: u32) -> Result<u32, ApiError> {
-    match requested {
-        0 => Ok(DEFAULT_FETCH_BYTES),
-        bytes if bytes > MAX_FETCH_BYTES => Err(ApiError::invalid(
-            "max_bytes",
-            format!("{bytes} is more than the limit of {MAX_FETCH_BYTES} (64 MiB)"),
-        )),
-        bytes => Ok(bytes),
-    }
+/// A request's `max_bytes`, defaulted and bounded, then lowered so the reply fits the server's
+/// `max_response_bytes` with its framing ([`ServerConfig::fetch_bytes_limit`]).
+pub(crate) fn fetch_max_bytes(requested: u32, config: &ServerConfig) -> Result<u32, ApiError> {
+    let bytes = match requested {
+        0 => DEFAULT_FETCH_BYTES,
+        bytes if bytes > MAX_FETCH_BYTES => {
+            return Err(ApiError::invalid(
+                "max_bytes",
+                format!("{bytes} is more than the limit of {MAX_FETCH_BYTES} (64 MiB)"),
+            ));
+        }
+        bytes => bytes,
+    };
+    let limit = u32::try_from(config.fetch_bytes_limit()).unwrap_or(u32::MAX);
+    Ok(bytes.min(limit))
 }
 
 /// A fetch's `max_wait_ms`, bounded.

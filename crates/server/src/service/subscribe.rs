@@ -49,7 +49,7 @@ pub(crate) async fn start(
 ) -> Result<mpsc::Receiver<Result<v1::SubscribeResponse, Status>>, ApiError> {
     let sub = Subscription {
         raw: convert::wants_raw(request.format)?,
-        max_bytes: fetch_max_bytes(request.max_bytes)?,
+        max_bytes: fetch_max_bytes(request.max_bytes, &state.config)?,
         topic: request.topic,
         partition: request.partition,
         state,

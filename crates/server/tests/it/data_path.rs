@@ -350,3 +350,42 @@ async fn requests_above_the_size_limit_are_refused_before_anything_is_stored() {
     // The next produce gets offset 0: nothing was stored for the refused one.
     assert_eq!(server.produce_values("limits", 0, &[b"small"]).await, 0);
 }
+
+#[tokio::test]
+async fn a_fetch_asking_for_more_than_a_reply_may_hold_gets_what_fits() {
+    let config = rivulet_server::ServerConfig::default()
+        .with_max_request_bytes(256 << 10)
+        .with_max_response_bytes((256 << 10) + rivulet_server::RESPONSE_HEADROOM);
+    let mut server = TestServer::start_with(config).await;
+    server.create_topic("big", 1).await;
+    for i in 0..3u8 {
+        let record = vec![i; 200_000];
+        server.produce_values("big", 0, &[&record]).await;
+    }
+    // 64 MiB asked for; a reply holds at most 256 KiB of records, so one 200 KB record per
+    // fetch, each fetch succeeding, instead of a reply over the server's response limit.
+    for format in [v1::FetchFormat::Records, v1::FetchFormat::RawBatches] {
+        let mut offset = 0;
+        while offset < 3 {
+            let reply = server
+                .log
+                .fetch(v1::FetchRequest {
+                    topic: "big".into(),
+                    partition: 0,
+                    offset,
+                    max_bytes: 64 << 20,
+                    format: format as i32,
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|err| panic!("{format:?} at {offset}: {err:?}"))
+                .into_inner();
+            let got = match format {
+                v1::FetchFormat::RawBatches => reply.batches.len(),
+                _ => reply.records.len(),
+            };
+            assert_eq!(got, 1, "{format:?} at {offset}");
+            offset += 1;
+        }
+    }
+}
