@@ -572,6 +572,13 @@ pub(crate) fn topic_scope(name: &str) -> String {
 /// Creates the data directory if needed and takes its exclusive lock.
 fn lock_data_dir(dir: &Path) -> Result<fs::File> {
     let scope = "the data directory";
+    if dir.exists() && !dir.is_dir() {
+        return Err(BrokerError::InvalidConfig {
+            setting: "data_dir",
+            value: dir.display().to_string(),
+            rule: "must be a directory, or a path where one can be created; it is a file",
+        });
+    }
     fs::create_dir_all(dir).map_err(|e| BrokerError::io(scope, "create directory", e))?;
     let file = fs::OpenOptions::new()
         .create(true)

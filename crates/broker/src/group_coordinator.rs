@@ -161,11 +161,11 @@ fn validate_heartbeat(heartbeat: &Heartbeat) -> Result<()> {
         ("instance id", heartbeat.instance_id.as_deref()),
     ] {
         if let Some(value) = value
-            && value.chars().any(char::is_control)
+            && value.chars().any(crate::groups::is_unprintable)
         {
             return Err(BrokerError::InvalidArgument(format!(
                 "invalid {what} {value:?}: it must contain no control characters (such as NUL, \
-                 tab or newline)"
+                 tab, newline, the line separator U+2028 or bidirectional marks)"
             )));
         }
     }

@@ -268,20 +268,33 @@ impl Broker {
 }
 
 /// The group naming rule, applied by every operation that takes a group name: 1 to
-/// [`MAX_GROUP_NAME_BYTES`] bytes of UTF-8 without control characters (Unicode category Cc:
-/// NUL, tab, newline, escape, DEL and the like), so a name can be printed, logged and typed
-/// back as it is.
+/// [`MAX_GROUP_NAME_BYTES`] bytes of UTF-8 without control characters ([`is_unprintable`]), so
+/// a name can be printed, logged and typed back as it is.
 pub(crate) fn validate_group(group: &str) -> Result<()> {
     let length_ok = !group.is_empty() && group.len() <= MAX_GROUP_NAME_BYTES;
-    if length_ok && !group.chars().any(char::is_control) {
+    if length_ok && !group.chars().any(is_unprintable) {
         return Ok(());
     }
     // Debug formatting escapes control characters; the cut keeps the message short.
     let shown: String = group.chars().take(MAX_GROUP_NAME_BYTES + 8).collect();
     Err(BrokerError::InvalidArgument(format!(
         "invalid group name {shown:?}: a group name must be 1 to {MAX_GROUP_NAME_BYTES} bytes \
-         long and contain no control characters (such as NUL, tab or newline)"
+         long and contain no control characters (such as NUL, tab, newline, the line separator \
+         U+2028 or bidirectional marks)"
     )))
+}
+
+/// Characters a name may not hold: control characters (Unicode category Cc: NUL, tab,
+/// newline, escape, DEL and the like), and the formatting characters that move or reorder the
+/// text around them when printed (line and paragraph separators, bidirectional marks,
+/// embeddings, overrides and isolates), so `a\u{2028}b` cannot pass for `a b`.
+pub(crate) fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+        )
 }
 
 #[cfg(test)]
@@ -307,6 +320,9 @@ mod tests {
             "bell\u{7}",
             "del\u{7f}",
             "c1\u{85}",
+            "a\u{2028}b",
+            "right\u{202E}to left",
+            "mark\u{200F}",
         ] {
             let err = validate_group(bad).unwrap_err().to_string();
             assert!(err.contains("1 to 255 bytes"), "{err}");

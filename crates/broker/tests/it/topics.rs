@@ -535,6 +535,23 @@ async fn a_second_broker_on_the_same_directory_is_refused_until_the_first_stops(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_that_is_a_file_is_refused_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let err = Broker::open(BrokerConfig::new(&file))
+        .await
+        .err()
+        .expect("a file is no data directory");
+    let message = err.to_string();
+    assert!(
+        message.contains("data_dir") && message.contains("must be a directory"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a directory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_with_the_longest_name_is_deleted_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let name = "n".repeat(249);
