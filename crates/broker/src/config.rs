@@ -21,6 +21,10 @@ pub const DEFAULT_MAX_RECORD_BYTES: u32 = 1 << 20;
 /// What `max_batch_bytes` adds to `max_record_bytes` by default: a batch holding one record of
 /// the largest size needs a header and varints besides the record's bytes.
 pub const BATCH_HEADROOM: u32 = 64 << 10;
+/// Least room `max_batch_bytes` must leave beyond `max_record_bytes`: the 61-byte batch header
+/// and a record's own varints (at most 36 bytes without headers), rounded up, so a record of
+/// the largest size without headers fits a batch uncompressed.
+pub const BATCH_FRAMING: u32 = 128;
 
 /// How far a produce request waits before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -132,7 +136,7 @@ impl TopicConfig {
     ///
     /// [`BrokerError::InvalidConfig`] naming the first setting that breaks a rule, and the rule.
     pub fn validate(&self) -> Result<()> {
-        if self.max_batch_bytes < MIN_NEW_BATCH_BYTES {
+        if !(MIN_NEW_BATCH_BYTES..=i32::MAX as u32).contains(&self.max_batch_bytes) {
             return Err(invalid(
                 "max_batch_bytes",
                 self.max_batch_bytes,
@@ -140,15 +144,16 @@ impl TopicConfig {
             ));
         }
         self.validate_ranges()?;
-        if self.max_record_bytes > self.max_batch_bytes {
+        if self.max_record_bytes > self.max_batch_bytes.saturating_sub(BATCH_FRAMING) {
             return Err(BrokerError::InvalidConfig {
                 setting: "max_record_bytes",
                 value: format!(
                     "{} with max_batch_bytes = {}",
                     self.max_record_bytes, self.max_batch_bytes
                 ),
-                rule: "must not be larger than max_batch_bytes, or no record of that size could \
-                       ever be stored; raise max_batch_bytes or lower max_record_bytes",
+                rule: "must be at most max_batch_bytes - 128 (a batch's header and a record's \
+                       framing), or a record of that size could not be stored; raise \
+                       max_batch_bytes or lower max_record_bytes",
             });
         }
         Ok(())
@@ -365,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_limit_above_the_batch_limit_is_refused_at_creation_only() {
+    fn a_record_limit_without_room_in_a_batch_is_refused_at_creation_only() {
         let config = TopicConfig::default()
             .with_max_record_bytes(2 << 20)
             .with_max_batch_bytes(1 << 20);
@@ -373,16 +378,19 @@ mod tests {
         for words in [
             "max_record_bytes = 2097152",
             "max_batch_bytes = 1048576",
-            "larger",
+            "at most max_batch_bytes - 128",
         ] {
             assert!(err.contains(words), "{err}");
         }
         config.validate_ranges().unwrap();
 
-        // Equal limits are fine: a compressed record of that size fits.
-        TopicConfig::default()
+        // Equal limits are refused too: an uncompressed record of that size cannot fit.
+        let equal = TopicConfig::default()
             .with_max_record_bytes(1 << 20)
-            .with_max_batch_bytes(1 << 20)
+            .with_max_batch_bytes(1 << 20);
+        assert!(equal.validate().is_err());
+        equal
+            .with_max_record_bytes((1 << 20) - BATCH_FRAMING)
             .validate()
             .unwrap();
     }

@@ -155,10 +155,12 @@ fn validate_heartbeat(heartbeat: &Heartbeat) -> Result<()> {
             "member and instance ids, when given, must not be empty".to_owned(),
         ));
     }
-    // Ids are printed and typed back like group names, so they follow the same character rule.
+    // Ids and hosts are printed (in group listings) and typed back like group names, so they
+    // follow the same character rule.
     for (what, value) in [
         ("member id", heartbeat.member_id.as_deref()),
         ("instance id", heartbeat.instance_id.as_deref()),
+        ("client host", Some(heartbeat.client_host.as_str())),
     ] {
         if let Some(value) = value
             && value.chars().any(crate::groups::is_unprintable)

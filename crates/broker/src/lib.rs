@@ -61,8 +61,8 @@ mod topic_name;
 
 pub use broker::{Broker, BrokerMetrics, PartitionDescription, TopicDescription};
 pub use config::{
-    BATCH_HEADROOM, BrokerConfig, DEFAULT_MAX_RECORD_BYTES, Durability, DurabilityPolicy,
-    MIN_NEW_BATCH_BYTES, TopicConfig,
+    BATCH_FRAMING, BATCH_HEADROOM, BrokerConfig, DEFAULT_MAX_RECORD_BYTES, Durability,
+    DurabilityPolicy, MIN_NEW_BATCH_BYTES, TopicConfig,
 };
 pub use error::{BrokerError, ErrorKind, Result};
 pub use fetch::{FetchRequest, FetchResponse, OffsetSpec};

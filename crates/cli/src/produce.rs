@@ -32,6 +32,11 @@ use crate::output::{print, print_json};
 
 /// Deliveries in flight before `produce` waits for the oldest.
 const MAX_PENDING: usize = 50_000;
+/// Largest batch the command sends.
+const CLI_BATCH_BYTES: usize = 256 << 10;
+/// Room left below a topic's `max_batch_bytes` for the framing of the record that closes a
+/// batch.
+const BATCH_FRAMING: usize = 128;
 
 /// Parsed records queued between the reader thread and the producer.
 const CHANNEL_RECORDS: usize = 4_096;
@@ -176,7 +181,11 @@ pub(crate) async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             DurabilityArg::Durable => Durability::Durable,
             DurabilityArg::Written => Durability::Written,
         })
-        .batch_bytes(256 << 10)
+        // Batches of up to 256 KiB, or less when the topic's batch limit is smaller: the
+        // producer may pass its batch size by one record's framing, so that is left free.
+        .batch_bytes(topic.max_batch_bytes().map_or(CLI_BATCH_BYTES, |max| {
+            CLI_BATCH_BYTES.min((max as usize).saturating_sub(BATCH_FRAMING))
+        }))
         .build();
 
     let fields = Fields {

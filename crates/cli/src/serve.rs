@@ -74,7 +74,7 @@ pub(crate) struct ServeArgs {
     max_request_bytes: Option<usize>,
 
     /// Largest gRPC response sent, in bytes (1024 to 4294967295, and at least
-    /// max_request_bytes). [default: 268435456]
+    /// max_request_bytes + 65536). [default: 268435456]
     #[arg(long, env = "RIVULET_MAX_RESPONSE_BYTES", value_name = "BYTES")]
     max_response_bytes: Option<usize>,
 

@@ -130,9 +130,10 @@ impl ProducerBuilder {
         self
     }
 
-    /// Size at which a batch is sent without waiting for `linger`; default 64 KiB. Keep it
-    /// below the topic's `max_batch_bytes` (1 MiB by default). A single record larger than
-    /// this is sent in a batch of its own.
+    /// Size at which a batch is sent without waiting for `linger`; default 64 KiB. A batch may
+    /// pass it by the framing of its last record (a few dozen bytes), so keep it at least 128
+    /// bytes below the topic's `max_batch_bytes` (1 MiB + 64 KiB by default). A single record
+    /// larger than this is sent in a batch of its own.
     pub fn batch_bytes(mut self, bytes: usize) -> Self {
         self.config.batch_bytes = bytes.max(1);
         self

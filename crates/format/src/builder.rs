@@ -260,7 +260,7 @@ mod tests {
     use crate::header::ATTRIBUTES_OFFSET;
     use crate::{
         BatchLimits, Record, check_produced_batch, check_timestamps, decode_batch,
-        record_offsets_and_timestamps, validate_batch,
+        record_offsets_and_timestamps, validate_batch, visit_records,
     };
 
     const CODECS: [Compression; 5] = [
@@ -509,6 +509,31 @@ mod tests {
             let pairs: Vec<(i64, i64)> = records.iter().map(|r| (r.offset, r.timestamp)).collect();
             prop_assert_eq!(record_offsets_and_timestamps(&batch).unwrap(), pairs);
             prop_assert_eq!(check_timestamps(&batch, &header), Ok(()));
+
+            // Visiting yields the decoder's records in order, and stops where asked.
+            let mut visited = Vec::new();
+            prop_assert_eq!(
+                visit_records(&batch, |r| {
+                    visited.push(r);
+                    std::ops::ControlFlow::Continue(())
+                }),
+                Ok(())
+            );
+            prop_assert_eq!(&visited, &records);
+            let stop = specs.len().div_ceil(2);
+            let mut first = Vec::new();
+            prop_assert_eq!(
+                visit_records(&batch, |r| {
+                    first.push(r);
+                    if first.len() == stop {
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
+                    }
+                }),
+                Ok(())
+            );
+            prop_assert_eq!(&first[..], &records[..stop]);
 
             // The record-size limit: worked out from the specs, the largest passes and one
             // byte less names the first record of that size.

@@ -30,7 +30,7 @@
 //! This module does not touch the header's layout (that is [`crate::header`]'s) or codecs
 //! (those are [`crate::compression`]'s).
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 use bytes::Bytes;
 
@@ -103,6 +103,46 @@ pub fn decode_batch(batch: &Bytes) -> Result<(BatchHeader, Vec<Record>), FormatE
         Ok(())
     })?;
     Ok((header, records))
+}
+
+/// Decodes the records of one whole batch in order, handing each to `visit` as it is read,
+/// until `visit` breaks. A reader that needs only some records of a large batch (a reply of
+/// bounded size) so never holds the rest; the decompressed section is still whole, within
+/// [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
+///
+/// Makes the checks of [`decode_batch`] on every record it reads; after a break the rest are
+/// not read, so damage there goes unreported.
+///
+/// # Errors
+///
+/// As for [`decode_batch`], for the records read.
+pub fn visit_records(
+    batch: &Bytes,
+    mut visit: impl FnMut(Record) -> ControlFlow<()>,
+) -> Result<(), FormatError> {
+    let (header, section) = open_batch(batch)?;
+    let mut cursor = Cursor::new(&section, 0, section.len());
+    let declared = usize::try_from(header.record_count).unwrap_or(0);
+    for index in 0..declared {
+        if cursor.is_empty() {
+            return Err(FormatError::MissingRecords {
+                declared: header.record_count,
+                found: index,
+            });
+        }
+        let raw = read_record(&mut cursor, index, true)
+            .map_err(|reason| FormatError::BadRecord { index, reason })?;
+        if visit(resolve(&header, raw)).is_break() {
+            return Ok(());
+        }
+    }
+    if !cursor.is_empty() {
+        return Err(FormatError::TrailingBytes {
+            record_count: header.record_count,
+            extra: cursor.remaining(),
+        });
+    }
+    Ok(())
 }
 
 /// Returns `(offset, timestamp)` for every record of one whole batch, in order.

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use rivulet_broker::{
-    Appended, AssignmentStrategy, BATCH_HEADROOM, CommittedOffset, Durability, DurabilityPolicy,
-    GroupMembership, Heartbeat, OffsetCommit, PartitionDescription, PartitionLag, ProduceRecord,
-    TopicConfig, TopicDescription, TopicPartition,
+    Appended, AssignmentStrategy, BATCH_FRAMING, BATCH_HEADROOM, CommittedOffset, Durability,
+    DurabilityPolicy, GroupMembership, Heartbeat, OffsetCommit, PartitionDescription, PartitionLag,
+    ProduceRecord, TopicConfig, TopicDescription, TopicPartition,
 };
 use rivulet_format::Record;
 use rivulet_proto::v1;
@@ -70,18 +70,6 @@ pub(crate) fn record(record: Record) -> v1::Record {
             })
             .collect(),
     }
-}
-
-/// The bytes of a record counted against a fetch's `max_bytes`.
-pub(crate) fn record_size(record: &v1::Record) -> usize {
-    let headers: usize = record
-        .headers
-        .iter()
-        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()))
-        .sum();
-    record.key.as_ref().map_or(0, |k| k.len())
-        + record.value.as_ref().map_or(0, |v| v.len())
-        + headers
 }
 
 /// Where one batch landed.
@@ -152,19 +140,23 @@ pub(crate) fn topic_config(config: Option<v1::TopicConfig>) -> Result<TopicConfi
     if let Some(bytes) = config.segment_bytes {
         out = out.with_segment_bytes(bytes);
     }
-    // An unset record limit follows a lowered batch limit down, since a record must fit a
-    // batch; an explicit pair that contradicts itself is left for the broker to refuse.
+    // An unset record limit follows a lowered batch limit down, leaving room for a batch's
+    // framing; an explicit pair that contradicts itself is left for the broker to refuse.
     let max_record = match (config.max_record_bytes, config.max_batch_bytes) {
         (Some(bytes), _) => bytes,
-        (None, Some(batch)) => out.max_record_bytes.min(batch),
+        (None, Some(batch)) => out
+            .max_record_bytes
+            .min(batch.saturating_sub(BATCH_FRAMING).max(1)),
         (None, None) => out.max_record_bytes,
     };
     out = out.with_max_record_bytes(max_record);
     let max_batch = match config.max_batch_bytes {
         Some(bytes) => bytes,
+        // Capped at the largest batch, so a huge record limit is refused for itself.
         None => out
             .max_batch_bytes
-            .max(out.max_record_bytes.saturating_add(BATCH_HEADROOM)),
+            .max(out.max_record_bytes.saturating_add(BATCH_HEADROOM))
+            .min(i32::MAX as u32),
     };
     out = out.with_max_batch_bytes(max_batch);
 
@@ -343,7 +335,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (config.max_record_bytes, config.max_batch_bytes),
-            (64 << 10, 64 << 10)
+            ((64 << 10) - BATCH_FRAMING, 64 << 10)
         );
         config.validate().unwrap();
     }

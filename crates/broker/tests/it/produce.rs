@@ -176,7 +176,7 @@ async fn batches_over_the_topic_limit_are_refused() {
             "t",
             1,
             TopicConfig::default()
-                .with_max_record_bytes(1024)
+                .with_max_record_bytes(512)
                 .with_max_batch_bytes(1024),
         )
         .await

@@ -513,7 +513,7 @@ fn cases() -> Vec<Case> {
             code: Code::InvalidArgument,
             says: &[
                 "max_record_bytes = 2097152 with max_batch_bytes = 1048576",
-                "must not be larger than max_batch_bytes",
+                "must be at most max_batch_bytes - 128",
             ],
         },
         Case {

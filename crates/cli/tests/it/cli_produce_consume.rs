@@ -366,3 +366,22 @@ fn group_describe_shows_lag_and_reset_offsets_moves_it() {
     .ok();
     assert_eq!(out, "job-0\n");
 }
+
+#[test]
+fn produce_sends_batches_within_a_small_topic_batch_limit() {
+    let (_dir, _server, addr) = start();
+    rivulet(
+        addr,
+        &["topic", "create", "narrow", "-c", "max_batch_bytes=100KiB"],
+        b"",
+    )
+    .ok();
+    let mut input = String::new();
+    for i in 0..5_000 {
+        writeln!(input, "{i:0100}").unwrap();
+    }
+    let out = rivulet(addr, &["produce", "narrow"], input.as_bytes()).ok();
+    assert!(out.starts_with("produced 5000 records"), "{out}");
+    let read = rivulet(addr, &["consume", "narrow", "--from-beginning"], b"").ok();
+    assert_eq!(read, input);
+}

@@ -10,11 +10,14 @@ mod admin;
 mod log;
 mod subscribe;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prost::Message as _;
 use rivulet_broker::{Broker, FetchResponse};
+use rivulet_format::visit_records;
 use rivulet_proto::v1;
 use tokio::sync::watch;
 use tonic::{Response, Status};
@@ -69,9 +72,11 @@ impl Chunk {
     /// batches.
     ///
     /// Records: the broker returns whole batches, the first of which may start before
-    /// `offset`; records below it are dropped here. Records are then kept while their keys,
-    /// values and headers fit in `max_bytes`, and the first always, however large, so a
-    /// consumer always progresses.
+    /// `offset`; records below it are dropped here. Records are then kept while their encoded
+    /// size in the reply fits in `max_bytes`, and the first always, however large, so a
+    /// consumer always progresses. Batches are decoded one at a time and decoding stops at the
+    /// budget, so a compressed batch that expands a thousandfold costs one batch of memory, not
+    /// the whole read.
     pub(crate) fn from_read(
         topic: &str,
         offset: u64,
@@ -87,20 +92,36 @@ impl Chunk {
             });
         }
 
-        let decoded = fetched.read.records().map_err(|err| ApiError::Damaged {
-            topic: topic.to_owned(),
-            partition: fetched.partition,
-            detail: format!("a stored batch at or after offset {offset} does not decode: {err}"),
-        })?;
-        let mut records = Vec::with_capacity(decoded.len());
+        let mut records = Vec::new();
         let mut bytes = 0usize;
-        for record in decoded.into_iter().map(convert::record) {
-            let size = convert::record_size(&record);
-            if !records.is_empty() && bytes + size > max_bytes as usize {
+        let mut full = false;
+        for batch in fetched.read.batches() {
+            visit_records(&batch, |record| {
+                if u64::try_from(record.offset).is_ok_and(|o| o < offset) {
+                    return ControlFlow::Continue(());
+                }
+                let record = convert::record(record);
+                // As the reply's repeated field holds it: tag, length, message.
+                let len = record.encoded_len();
+                let size = 1 + prost::length_delimiter_len(len) + len;
+                if !records.is_empty() && bytes + size > max_bytes as usize {
+                    full = true;
+                    return ControlFlow::Break(());
+                }
+                bytes += size;
+                records.push(record);
+                ControlFlow::Continue(())
+            })
+            .map_err(|err| ApiError::Damaged {
+                topic: topic.to_owned(),
+                partition: fetched.partition,
+                detail: format!(
+                    "a stored batch at or after offset {offset} does not decode: {err}"
+                ),
+            })?;
+            if full {
                 break;
             }
-            bytes += size;
-            records.push(record);
         }
         // Batches holding only records below `offset` cannot come back from a valid log, but
         // if they did, skipping past them keeps a consumer from asking for them forever.

@@ -205,22 +205,52 @@ async fn structured_fetch_starts_exactly_at_the_offset_even_inside_a_batch() {
     assert_eq!((header.base_offset, records.len()), (0, 5));
     assert_eq!(raw.next_offset, 5);
 
-    // max_bytes trims records but never below one, and the next fetch continues exactly.
+    // max_bytes bounds the records as the reply encodes them, never below one record, and
+    // the next fetch continues exactly.
+    let fetch_from = |offset: u64, max_bytes: u32| v1::FetchRequest {
+        topic: "t".into(),
+        partition: 0,
+        offset,
+        max_bytes,
+        ..Default::default()
+    };
     let small = server
         .log
-        .fetch(v1::FetchRequest {
-            topic: "t".into(),
-            partition: 0,
-            offset: 1,
-            max_bytes: 2,
-            ..Default::default()
-        })
+        .fetch(fetch_from(1, 2))
         .await
         .unwrap()
         .into_inner();
     let offsets: Vec<u64> = small.records.iter().map(|r| r.offset).collect();
-    assert_eq!(offsets, vec![1, 2]);
-    assert_eq!(small.next_offset, 3);
+    assert_eq!(offsets, vec![1]);
+    assert_eq!(small.next_offset, 2);
+    // Room for exactly two records as encoded in the reply (tag, length, message each).
+    let encoded = |r: &v1::Record| {
+        use prost::Message as _;
+        1 + prost::length_delimiter_len(r.encoded_len()) + r.encoded_len()
+    };
+    let all = server
+        .log
+        .fetch(fetch_from(2, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let two = u32::try_from(encoded(&all.records[0]) + encoded(&all.records[1])).unwrap();
+    let pair = server
+        .log
+        .fetch(fetch_from(2, two))
+        .await
+        .unwrap()
+        .into_inner();
+    let offsets: Vec<u64> = pair.records.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![2, 3]);
+    assert_eq!(pair.next_offset, 4);
+    let less = server
+        .log
+        .fetch(fetch_from(2, two - 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(less.records.len(), 1);
 }
 
 #[tokio::test]
@@ -388,4 +418,54 @@ async fn a_fetch_asking_for_more_than_a_reply_may_hold_gets_what_fits() {
             offset += 1;
         }
     }
+}
+
+#[tokio::test]
+async fn a_records_reply_counts_each_record_as_encoded_and_stays_within_the_limit() {
+    let config = rivulet_server::ServerConfig::default()
+        .with_max_request_bytes(1 << 20)
+        .with_max_response_bytes((1 << 20) + rivulet_server::RESPONSE_HEADROOM);
+    let mut server = TestServer::start_with(config).await;
+    server.create_topic("tiny", 1).await;
+    // Empty records cost nothing in keys and values but some 10 bytes each in a reply: three
+    // batches of 30 000 would make a reply of about 1.8 MB if only payload bytes counted.
+    for _ in 0..3 {
+        let mut builder = BatchBuilder::new(Compression::None);
+        for _ in 0..30_000 {
+            builder.push(1_700_000_000_000, None, Some(b""), &[]);
+        }
+        let batch = builder.build().unwrap().freeze();
+        server
+            .log
+            .produce(v1::ProduceRequest {
+                topic: "tiny".into(),
+                partition: Some(0),
+                durability: v1::Durability::Durable as i32,
+                payload: Some(v1::produce_request::Payload::Batches(v1::RawBatches {
+                    batches: vec![batch],
+                })),
+            })
+            .await
+            .unwrap();
+    }
+    let mut offset = 0;
+    while offset < 90_000 {
+        let reply = server
+            .log
+            .fetch(v1::FetchRequest {
+                topic: "tiny".into(),
+                partition: 0,
+                offset,
+                max_bytes: 64 << 20,
+                format: v1::FetchFormat::Records as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap_or_else(|err| panic!("at {offset}: {err:?}"))
+            .into_inner();
+        assert!(!reply.records.is_empty());
+        assert_eq!(reply.records[0].offset, offset, "dense, from where asked");
+        offset = reply.records.last().unwrap().offset + 1;
+    }
+    assert_eq!(offset, 90_000);
 }
