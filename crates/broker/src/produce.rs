@@ -18,8 +18,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
 use rivulet_format::{
-    BatchBuilder, BatchLimits, Compression, FormatError, TIMESTAMP_RULE, check_produced_batch,
-    is_valid_timestamp, validate_batch,
+    BatchBuilder, BatchLimits, CheckedBatch, Compression, FormatError, TIMESTAMP_RULE,
+    check_produced_batch, is_valid_timestamp,
 };
 use tracing::{debug, instrument};
 
@@ -255,14 +255,15 @@ impl Broker {
                     });
                 }
                 // All checked before any is appended: bad input stores nothing.
-                for batch in &batches {
-                    check_raw_batch(&topic, partition, batch)?;
-                }
-                vec![(partition, batches)]
+                let checked = batches
+                    .into_iter()
+                    .map(|batch| check_raw_batch(&topic, partition, batch).map(Batch::Checked))
+                    .collect::<Result<Vec<_>>>()?;
+                vec![(partition, checked)]
             }
             Payload::Records(records) => encode_records(&topic, request.partition, &records)?
                 .into_iter()
-                .map(|(partition, batch)| (partition, vec![batch]))
+                .map(|(partition, batch)| (partition, vec![Batch::Encoded(batch)]))
                 .collect(),
         };
 
@@ -283,20 +284,35 @@ impl Broker {
     }
 }
 
+/// A batch ready to append.
+enum Batch {
+    /// Built by the broker from structured records; the log checks it as it appends.
+    Encoded(BytesMut),
+    /// Sent raw and checked whole by `check_raw_batch`; the log does not check it again.
+    Checked(CheckedBatch),
+}
+
 /// Appends batches to one partition in order and, for durable requests, waits for one fsync
 /// covering them all. Blocking.
 fn append_all(
     partition: &Partition,
-    batches: Vec<BytesMut>,
+    batches: Vec<Batch>,
     durability: Durability,
     metrics: &Counters,
 ) -> Result<Vec<Appended>> {
     let storage = |e| BrokerError::from_storage(&partition.topic, partition.index, e);
     let mut appended = Vec::with_capacity(batches.len());
     let mut end = 0;
-    for mut batch in batches {
-        let bytes = batch.len() as u64;
-        let info = partition.log.append(&mut batch).map_err(storage)?;
+    for batch in batches {
+        let (bytes, info) = match batch {
+            Batch::Encoded(mut batch) => (batch.len(), partition.log.append(&mut batch)),
+            Batch::Checked(mut batch) => (
+                batch.as_bytes().len(),
+                partition.log.append_checked(&mut batch),
+            ),
+        };
+        let bytes = bytes as u64;
+        let info = info.map_err(storage)?;
         end = info.last_offset + 1;
         partition.note_appended(end);
         metrics
@@ -335,8 +351,10 @@ fn append_all(
     Ok(appended)
 }
 
-/// Validates a raw batch against the topic's limits before anything is stored.
-fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
+/// Validates a raw batch against the topic's limits before anything is stored: the header and
+/// CRC, then one walk over the records, without copying the batch, for their framing,
+/// timestamps and sizes.
+fn check_raw_batch(topic: &Topic, partition: u32, batch: BytesMut) -> Result<CheckedBatch> {
     let config = &topic.config;
     if batch.len() > config.max_batch_bytes as usize {
         return Err(BrokerError::BatchTooLarge {
@@ -346,21 +364,33 @@ fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
             max: config.max_batch_bytes,
         });
     }
-    let invalid = |reason| BrokerError::InvalidBatch {
-        topic: topic.name.to_string(),
-        partition,
-        reason,
-    };
     let limits = BatchLimits {
         max_batch_bytes: config.max_batch_bytes as usize,
     };
-    let header = validate_batch(batch, &limits).map_err(invalid)?;
+    let checked = match check_produced_batch(batch, &limits, config.max_record_bytes as usize) {
+        Ok(checked) => checked,
+        Err(FormatError::RecordTooLarge { index, size, .. }) => {
+            return Err(BrokerError::RecordTooLarge {
+                topic: topic.name.to_string(),
+                index,
+                size,
+                max: config.max_record_bytes,
+            });
+        }
+        Err(reason) => {
+            return Err(BrokerError::InvalidBatch {
+                topic: topic.name.to_string(),
+                partition,
+                reason,
+            });
+        }
+    };
+    let header = checked.header();
     if header.record_count <= 0 {
         return Err(BrokerError::EmptyBatch {
             topic: topic.name.to_string(),
         });
     }
-
     // Transaction markers and transactional data need a transaction coordinator, which Rivulet
     // does not have: stored, they would be served as ordinary records.
     if header.is_control() || header.is_transactional() {
@@ -376,15 +406,7 @@ fn check_raw_batch(topic: &Topic, partition: u32, batch: &[u8]) -> Result<()> {
             }
         )));
     }
-
-    // One walk over the records, without copying the batch: timestamps and record sizes.
-    match check_produced_batch(batch, &header, config.max_record_bytes as usize) {
-        Ok(()) => Ok(()),
-        Err(FormatError::RecordTooLarge { index, size, .. }) => {
-            check_record_size(topic, index, size)
-        }
-        Err(reason) => Err(invalid(reason)),
-    }
+    Ok(checked)
 }
 
 /// Checks sizes, picks partitions and encodes one batch per partition.

@@ -253,7 +253,7 @@ impl BatchBuilder {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
+    use bytes::{Bytes, BytesMut};
     use proptest::prelude::*;
 
     use super::*;
@@ -549,11 +549,13 @@ mod tests {
                 })
                 .collect();
             let largest = sizes.iter().copied().max().unwrap_or(0);
-            prop_assert_eq!(check_produced_batch(&batch, &header, largest), Ok(()));
+            let limits = BatchLimits::default();
+            let checked = check_produced_batch(BytesMut::from(&batch[..]), &limits, largest);
+            prop_assert_eq!(checked.map(|c| *c.header()), Ok(header));
             if largest > 0 {
                 let index = sizes.iter().position(|&s| s == largest).unwrap_or(0);
                 prop_assert_eq!(
-                    check_produced_batch(&batch, &header, largest - 1),
+                    check_produced_batch(BytesMut::from(&batch[..]), &limits, largest - 1).map(|_| ()),
                     Err(FormatError::RecordTooLarge { index, size: largest, max: largest - 1 })
                 );
             }

@@ -48,8 +48,8 @@ pub use header::{
 };
 pub use partitioner::{murmur2, partition_for_key};
 pub use record::{
-    Record, RecordHeader, check_produced_batch, check_records, check_timestamps, decode_batch,
-    record_offsets_and_timestamps, visit_records,
+    CheckedBatch, Record, RecordHeader, check_produced_batch, check_records, check_timestamps,
+    decode_batch, record_offsets_and_timestamps, visit_records,
 };
 pub use timestamp::{NO_TIMESTAMP, TIMESTAMP_RULE, is_valid_timestamp};
 pub use varint::{

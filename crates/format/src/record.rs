@@ -32,7 +32,7 @@
 
 use std::ops::{ControlFlow, Range};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::compression::{DEFAULT_MAX_DECOMPRESSED_BYTES, decompress};
 use crate::header::{BATCH_HEADER_LEN, LOG_OVERHEAD};
@@ -121,28 +121,10 @@ pub fn visit_records(
     mut visit: impl FnMut(Record) -> ControlFlow<()>,
 ) -> Result<(), FormatError> {
     let (header, section) = open_batch(batch)?;
-    let mut cursor = Cursor::new(&section, 0, section.len());
-    let declared = usize::try_from(header.record_count).unwrap_or(0);
-    for index in 0..declared {
-        if cursor.is_empty() {
-            return Err(FormatError::MissingRecords {
-                declared: header.record_count,
-                found: index,
-            });
-        }
-        let raw = read_record(&mut cursor, index, true)
-            .map_err(|reason| FormatError::BadRecord { index, reason })?;
-        if visit(resolve(&header, raw)).is_break() {
-            return Ok(());
-        }
-    }
-    if !cursor.is_empty() {
-        return Err(FormatError::TrailingBytes {
-            record_count: header.record_count,
-            extra: cursor.remaining(),
-        });
-    }
-    Ok(())
+    let cursor = Cursor::new(&section, 0, section.len());
+    walk_until(&header, cursor, true, |_, raw| {
+        Ok(visit(resolve(&header, raw)))
+    })
 }
 
 /// Returns `(offset, timestamp)` for every record of one whole batch, in order.
@@ -241,19 +223,67 @@ pub fn check_records(batch: &[u8], header: &BatchHeader) -> Result<(), FormatErr
 /// [`FormatError::TimestampOutOfRange`] for the first timestamp that breaks the rule, naming
 /// the record, and [`FormatError::MaxTimestampTooLow`]; otherwise as for [`check_records`].
 pub fn check_timestamps(batch: &[u8], header: &BatchHeader) -> Result<(), FormatError> {
-    check_produced_batch(batch, header, usize::MAX)
+    check_produced_records(batch, header, usize::MAX)
 }
 
-/// Checks a batch a producer sent before a writer stores it, in one walk over its records:
-/// the checks of [`check_records`], the timestamp rule as [`check_timestamps`] applies it, and
-/// that no record's key, value and header keys and values together exceed `max_record_bytes`.
-/// A compressed batch is decompressed once, within [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
+/// A batch that passed [`check_produced_batch`], holding its bytes: a writer may store it
+/// without validating it again. The bytes can be changed only through
+/// [`CheckedBatch::set_base_offset`], which leaves the check true (the base offset lies
+/// outside the CRC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedBatch {
+    bytes: BytesMut,
+    header: BatchHeader,
+}
+
+impl CheckedBatch {
+    /// The batch's header, as checked, with the base offset last set.
+    pub fn header(&self) -> &BatchHeader {
+        &self.header
+    }
+
+    /// The whole batch.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Assigns the batch its base offset, in the bytes and the header.
+    pub fn set_base_offset(&mut self, base_offset: i64) {
+        crate::header::set_base_offset(&mut self.bytes, base_offset);
+        self.header.base_offset = base_offset;
+    }
+
+    /// The batch's bytes.
+    pub fn into_inner(self) -> BytesMut {
+        self.bytes
+    }
+}
+
+/// Checks a whole batch a producer sent, before a writer stores it: [`validate_batch`] against
+/// `limits` (the CRC included), then one walk over its records making the checks of
+/// [`check_records`], the timestamp rule as [`check_timestamps`] applies it, and that no
+/// record's key, value and header keys and values together exceed `max_record_bytes`. A
+/// compressed batch is decompressed once, within [`DEFAULT_MAX_DECOMPRESSED_BYTES`].
 ///
 /// # Errors
 ///
-/// [`FormatError::RecordTooLarge`] naming the first record over the limit; otherwise as for
-/// [`check_timestamps`].
+/// As for [`validate_batch`]; [`FormatError::RecordTooLarge`] naming the first record over the
+/// limit; otherwise as for [`check_timestamps`].
 pub fn check_produced_batch(
+    batch: BytesMut,
+    limits: &BatchLimits,
+    max_record_bytes: usize,
+) -> Result<CheckedBatch, FormatError> {
+    let header = validate_batch(&batch, limits)?;
+    check_produced_records(&batch, &header, max_record_bytes)?;
+    Ok(CheckedBatch {
+        bytes: batch,
+        header,
+    })
+}
+
+/// The record checks of [`check_produced_batch`], on a batch already validated.
+fn check_produced_records(
     batch: &[u8],
     header: &BatchHeader,
     max_record_bytes: usize,
@@ -350,9 +380,22 @@ fn walk_records(
 
 fn walk_cursor(
     header: &BatchHeader,
-    mut cursor: Cursor<'_>,
+    cursor: Cursor<'_>,
     keep_payload: bool,
     mut sink: impl FnMut(usize, RawRecord) -> Result<(), FormatError>,
+) -> Result<(), FormatError> {
+    walk_until(header, cursor, keep_payload, |index, raw| {
+        sink(index, raw).map(|()| ControlFlow::Continue(()))
+    })
+}
+
+/// As [`walk_cursor`], but `sink` may end the walk early with `Break`; the records after it
+/// are then neither read nor checked.
+fn walk_until(
+    header: &BatchHeader,
+    mut cursor: Cursor<'_>,
+    keep_payload: bool,
+    mut sink: impl FnMut(usize, RawRecord) -> Result<ControlFlow<()>, FormatError>,
 ) -> Result<(), FormatError> {
     let declared = usize::try_from(header.record_count).unwrap_or(0);
 
@@ -365,7 +408,9 @@ fn walk_cursor(
         }
         let record = read_record(&mut cursor, index, keep_payload)
             .map_err(|reason| FormatError::BadRecord { index, reason })?;
-        sink(index, record)?;
+        if sink(index, record)?.is_break() {
+            return Ok(());
+        }
     }
 
     if !cursor.is_empty() {
@@ -741,11 +786,12 @@ mod tests {
                 .push(5, Some(b"key"), Some(&[7; 10]), &headers)
                 .push(6, Some(b"key"), Some(&[7; 11]), &headers)
                 .push(7, None, None, &[]);
-            let batch = builder.build().unwrap().freeze();
-            let header = BatchHeader::read(&batch).unwrap();
-            assert_eq!(check_produced_batch(&batch, &header, 21), Ok(()));
+            let batch = builder.build().unwrap();
+            let limits = BatchLimits::default();
+            let check = |max| check_produced_batch(batch.clone(), &limits, max).map(|_| ());
+            assert_eq!(check(21), Ok(()));
             assert_eq!(
-                check_produced_batch(&batch, &header, 20),
+                check(20),
                 Err(FormatError::RecordTooLarge {
                     index: 1,
                     size: 21,
@@ -754,7 +800,7 @@ mod tests {
                 "{codec:?}"
             );
             assert!(matches!(
-                check_produced_batch(&batch, &header, 19),
+                check(19),
                 Err(FormatError::RecordTooLarge {
                     index: 0,
                     size: 20,
@@ -762,6 +808,19 @@ mod tests {
                 })
             ));
         }
+    }
+
+    #[test]
+    fn a_checked_batch_keeps_its_header_in_step_with_its_base_offset() {
+        let mut builder = crate::BatchBuilder::new(Compression::None);
+        builder.push(5, Some(b"k"), Some(b"v"), &[]);
+        let batch = builder.build().unwrap();
+        let mut checked = check_produced_batch(batch, &BatchLimits::default(), 100).unwrap();
+        checked.set_base_offset(4_242);
+        let header = BatchHeader::read(checked.as_bytes()).unwrap();
+        assert_eq!(&header, checked.header());
+        assert_eq!(header.base_offset, 4_242);
+        assert!(validate_batch(checked.as_bytes(), &BatchLimits::default()).is_ok());
     }
 
     #[test]

@@ -304,6 +304,48 @@ impl PartitionLog {
     /// - [`StorageError::Failed`] after an earlier failure that may have lost data.
     pub fn append(&self, batch: &mut [u8]) -> Result<AppendInfo> {
         let header = validate_batch(batch, &self.limits).map_err(StorageError::InvalidBatch)?;
+        // The header's counts decide which offsets the batch takes, and the CRC only proves the
+        // sender computed it; walk the records so no offset is ever assigned without a record.
+        rivulet_format::check_records(batch, &header).map_err(StorageError::InvalidBatch)?;
+        let len = batch.len();
+        self.append_valid(header, len, |base_offset| {
+            set_base_offset(batch, base_offset);
+            batch
+        })
+    }
+
+    /// As [`PartitionLog::append`], for a batch the caller already checked with
+    /// [`rivulet_format::check_produced_batch`]: its CRC and records are not checked again.
+    /// A batch over this log's `max_batch_bytes` is refused as `append` refuses it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PartitionLog::append`].
+    pub fn append_checked(&self, batch: &mut rivulet_format::CheckedBatch) -> Result<AppendInfo> {
+        let len = batch.as_bytes().len();
+        if len > self.limits.max_batch_bytes {
+            return Err(StorageError::InvalidBatch(
+                rivulet_format::FormatError::BatchTooLarge {
+                    size: len,
+                    max: self.limits.max_batch_bytes,
+                },
+            ));
+        }
+        let header = *batch.header();
+        self.append_valid(header, len, |base_offset| {
+            batch.set_base_offset(base_offset);
+            batch.as_bytes()
+        })
+    }
+
+    /// The header rules of an append, then the append, for a batch of `len` bytes whose bytes
+    /// were validated; `place` assigns the batch its base offset and returns its bytes.
+    fn append_valid<'b>(
+        &self,
+        header: BatchHeader,
+        len: usize,
+        place: impl FnOnce(i64) -> &'b [u8],
+    ) -> Result<AppendInfo> {
         if header.record_count == 0 {
             return Err(StorageError::EmptyBatch);
         }
@@ -315,16 +357,13 @@ impl PartitionLog {
                 },
             ));
         }
-        // The header's counts decide which offsets the batch takes, and the CRC only proves the
-        // sender computed it; walk the records so no offset is ever assigned without a record.
-        rivulet_format::check_records(batch, &header).map_err(StorageError::InvalidBatch)?;
         self.check_failure()?;
 
         let info = {
             let mut state = self.state.write();
-            self.maybe_roll(&mut state, batch.len() as u64, header.last_offset_delta)?;
+            self.maybe_roll(&mut state, len as u64, header.last_offset_delta)?;
             let base_offset = state.active.next_offset;
-            set_base_offset(batch, base_offset as i64);
+            let batch = place(base_offset as i64);
             let header = BatchHeader {
                 base_offset: base_offset as i64,
                 ..header

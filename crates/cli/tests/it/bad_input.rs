@@ -268,42 +268,20 @@ fn subscribe(partition: u32, start: Option<v1::subscribe_request::Start>) -> Cal
     })
 }
 
-/// A valid batch of three records whose `baseTimestamp` and `maxTimestamp` are rewritten to
-/// `timestamp`, with the CRC recomputed: well-formed, but every record carries `timestamp`.
-fn batch_at(timestamp: i64) -> Vec<u8> {
-    use rivulet_format::header::{
-        BASE_TIMESTAMP_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET, compute_crc,
-    };
+/// A valid batch of three records (timestamped 1 700 000 000 000), then `edit` applied to its
+/// header and the CRC recomputed: well-formed, but carrying whatever the edit wrote.
+fn resealed(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    use rivulet_format::header::{CRC_OFFSET, compute_crc};
     let mut bytes = batch(3);
-    for field in [BASE_TIMESTAMP_OFFSET, MAX_TIMESTAMP_OFFSET] {
-        bytes[field..field + 8].copy_from_slice(&timestamp.to_be_bytes());
-    }
+    edit(&mut bytes);
     let crc = compute_crc(&bytes);
     bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     bytes
 }
 
-/// A valid batch of three records (timestamped 1 700 000 000 000) whose `maxTimestamp` is
-/// rewritten to `max`, with the CRC recomputed.
-fn batch_with_max_timestamp(max: i64) -> Vec<u8> {
-    use rivulet_format::header::{CRC_OFFSET, MAX_TIMESTAMP_OFFSET, compute_crc};
-    let mut bytes = batch(3);
-    bytes[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&max.to_be_bytes());
-    let crc = compute_crc(&bytes);
-    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    bytes
-}
-
-/// A valid batch of three records with `bits` set in its attributes, CRC recomputed.
-fn batch_with_attributes(bits: i16) -> Vec<u8> {
-    use rivulet_format::header::{ATTRIBUTES_OFFSET, CRC_OFFSET, compute_crc};
-    let mut bytes = batch(3);
-    let attributes = i16::from_be_bytes([bytes[ATTRIBUTES_OFFSET], bytes[ATTRIBUTES_OFFSET + 1]]);
-    bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
-        .copy_from_slice(&(attributes | bits).to_be_bytes());
-    let crc = compute_crc(&bytes);
-    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    bytes
+/// Writes `value` at `at` of a batch header.
+fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
+    bytes[at..at + value.len()].copy_from_slice(value);
 }
 
 fn at(timestamp: i64) -> v1::ProduceRecord {
@@ -615,25 +593,48 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "raw batch with timestamps before -1",
-            call: Call::Produce(raw(Some(0), vec![batch_at(-5)])),
+            call: Call::Produce(raw(
+                Some(0),
+                vec![resealed(|b| {
+                    use rivulet_format::header::{BASE_TIMESTAMP_OFFSET, MAX_TIMESTAMP_OFFSET};
+                    put(b, BASE_TIMESTAMP_OFFSET, &(-5i64).to_be_bytes());
+                    put(b, MAX_TIMESTAMP_OFFSET, &(-5i64).to_be_bytes());
+                })],
+            )),
             code: Code::InvalidArgument,
             says: &["timestamp", "-5", "-1 (no timestamp) or 0 to"],
         },
         Case {
             name: "raw batch whose maxTimestamp is below its records",
-            call: Call::Produce(raw(Some(0), vec![batch_with_max_timestamp(1_000)])),
+            call: Call::Produce(raw(
+                Some(0),
+                vec![resealed(|b| {
+                    let at = rivulet_format::header::MAX_TIMESTAMP_OFFSET;
+                    put(b, at, &1_000i64.to_be_bytes());
+                })],
+            )),
             code: Code::InvalidArgument,
             says: &["maxTimestamp 1000 is below the timestamp 1700000000000"],
         },
         Case {
             name: "raw control batch",
-            call: Call::Produce(raw(Some(0), vec![batch_with_attributes(0x20)])),
+            call: Call::Produce(raw(
+                Some(0),
+                vec![resealed(|b| {
+                    b[rivulet_format::header::ATTRIBUTES_OFFSET + 1] |= 0x20
+                })],
+            )),
             code: Code::InvalidArgument,
             says: &["control (0x20)", "transactions are not supported"],
         },
         Case {
             name: "raw transactional batch",
-            call: Call::Produce(raw(Some(0), vec![batch_with_attributes(0x10)])),
+            call: Call::Produce(raw(
+                Some(0),
+                vec![resealed(|b| {
+                    b[rivulet_format::header::ATTRIBUTES_OFFSET + 1] |= 0x10
+                })],
+            )),
             code: Code::InvalidArgument,
             says: &["transactional (0x10)", "nothing was stored"],
         },

@@ -441,3 +441,36 @@ fn starting_write_back_makes_nothing_durable_and_keeps_every_record() {
     assert_eq!(offsets(&records), (0..appended).collect::<Vec<_>>());
     assert_eq!(log.flush().unwrap(), appended);
 }
+
+#[test]
+fn a_checked_batch_is_appended_as_checked_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = PartitionLog::open(dir.path(), small_config()).unwrap();
+    let limits = rivulet_format::BatchLimits::default();
+    log.append(&mut batch(2, 1_000, 10)).unwrap();
+
+    let mut checked =
+        rivulet_format::check_produced_batch(batch(3, 1_000, 10), &limits, 1 << 20).unwrap();
+    let info = log.append_checked(&mut checked).unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (2, 4));
+    assert_eq!(checked.header().base_offset, 2);
+    assert_eq!(offsets(&read_all(&log, 0)), vec![0, 1, 2, 3, 4]);
+
+    // Over this log's own batch limit, it is refused as `append` refuses it.
+    let (small, _) = PartitionLog::open(
+        dir.path().join("small"),
+        small_config().with_max_batch_bytes(100),
+    )
+    .unwrap();
+    let mut big =
+        rivulet_format::check_produced_batch(batch(3, 1_000, 50), &limits, 1 << 20).unwrap();
+    let err = small.append_checked(&mut big).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StorageError::InvalidBatch(FormatError::BatchTooLarge { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(small.log_end_offset(), 0);
+}
