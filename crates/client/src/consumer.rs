@@ -725,12 +725,9 @@ impl Consumer {
         }
         let first = self.next_first % count;
         self.next_first = first + 1;
-        let (before, from_first): (Vec<_>, Vec<_>) = self
-            .partitions
-            .values_mut()
-            .enumerate()
-            .partition(|(i, _)| *i < first);
-        for (_, state) in from_first.into_iter().chain(before) {
+        let mut states: Vec<_> = self.partitions.values_mut().collect();
+        states.rotate_left(first);
+        for state in states {
             if state.paused {
                 continue;
             }
