@@ -107,8 +107,10 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     };
     match created {
         Ok(()) => print(&format!(
-            "created topic {} with {} partitions\n",
-            args.topic, args.partitions
+            "created topic {} with {} partition{}\n",
+            args.topic,
+            args.partitions,
+            if args.partitions == 1 { "" } else { "s" }
         )),
         Err(_) if exists => print(&format!("topic {} already exists\n", args.topic)),
         Err(err) => Err(err).with_context(|| format!("cannot create topic {:?}", args.topic)),

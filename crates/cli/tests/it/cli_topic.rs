@@ -38,7 +38,8 @@ fn topic_commands_round_trip_every_setting() {
     )
     .ok();
     assert_eq!(created, "created topic orders with 3 partitions\n");
-    rivulet(addr, &["topic", "create", "audit"], b"").ok();
+    let single = rivulet(addr, &["topic", "create", "audit"], b"").ok();
+    assert_eq!(single, "created topic audit with 1 partition\n");
     rivulet(addr, &["topic", "create", "audit", "--if-not-exists"], b"").ok();
     // Another spelling of an existing name is a different topic that cannot be created.
     let collision = rivulet(addr, &["topic", "create", "AUDIT", "--if-not-exists"], b"").failed(1);
